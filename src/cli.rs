@@ -1,0 +1,239 @@
+//! The command line: parses arguments, loads the plan, hands it to the
+//! supervisor and front ends, and turns the outcome into an exit code.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, HostKind, Plan};
+use crate::headless::Printer;
+use crate::model::HostName;
+use crate::supervisor::run::{self, RunOptions};
+use crate::supervisor::{Outcome, Phase, State};
+use crate::transport::host::transports_for;
+use crate::{demo, report, summary, targets};
+
+/// Exit codes, as SPEC §3 sets them.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const JOB_FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const UNREACHABLE: u8 = 3;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "zap",
+    version,
+    about = "Bring up and watch flocks of commands across many machines"
+)]
+struct Cli {
+    /// The folder holding hosts.toml and jobs/ (default: the current folder).
+    #[arg(long, global = true, env = "ZAP_CONFIG", value_name = "DIR")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run jobs once: every step in order, then a per-step summary.
+    Run {
+        /// `system`, `system.job` or `system.job@host` (default: every autostart system).
+        targets: Vec<String>,
+        /// Write a JSON report of every job and step to FILE.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Stop and fail jobs still running after this long ("30s", "5m").
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+        timeout: Option<Duration>,
+    },
+    /// Check the config; with --connect also connect to every host in use.
+    Check {
+        #[arg(long)]
+        connect: bool,
+    },
+}
+
+fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+    config::parse_duration(text)
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    let dir = cli.config.clone().unwrap_or_else(|| PathBuf::from("."));
+    let plan = match load_plan(&dir) {
+        Ok(plan) => plan,
+        Err(message) => {
+            eprint!("{message}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("zap: cannot start the async runtime: {error}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let code = match cli.command {
+        Command::Run {
+            targets,
+            report,
+            timeout,
+        } => runtime.block_on(run_command(&plan, &targets, report.as_deref(), timeout)),
+        Command::Check { connect } => runtime.block_on(check_command(&plan, connect)),
+    };
+    ExitCode::from(code)
+}
+
+/// The config in `dir`, or the built-in demo when `dir` holds no config.
+fn load_plan(dir: &Path) -> Result<Plan, String> {
+    if config::has_config(dir) {
+        return config::load(dir).map_err(|errors| errors.to_string());
+    }
+    eprintln!(
+        "zap: no hosts.toml or jobs/ in {}: using the built-in demo",
+        dir.display()
+    );
+    config::load_sources(dir, &demo::sources()).map_err(|errors| errors.to_string())
+}
+
+async fn run_command(
+    plan: &Plan,
+    target_names: &[String],
+    report_path: Option<&Path>,
+    timeout: Option<Duration>,
+) -> u8 {
+    let selected = match targets::select(plan, target_names) {
+        Ok(selected) if selected.is_empty() => {
+            eprintln!("zap: nothing to run (no target given and no system has autostart = true)");
+            return exit::USAGE;
+        }
+        Ok(selected) => selected,
+        Err(message) => {
+            eprintln!("zap: {message}");
+            return exit::USAGE;
+        }
+    };
+    let hosts: Vec<HostName> = selected.iter().map(|id| id.host.clone()).collect();
+    let transports = match transports_for(plan, &hosts) {
+        Ok(transports) => transports,
+        Err(error) => {
+            eprintln!("zap: {error}");
+            return exit::USAGE;
+        }
+    };
+    let colour = std::io::stdout().is_terminal();
+    let mut printer = Printer::new(std::io::stdout().lock(), colour, &selected);
+    let state = run::run(
+        plan,
+        &selected,
+        &transports,
+        &mut printer,
+        RunOptions { timeout },
+    )
+    .await;
+    drop(printer);
+    print!("{}", summary::render(&state));
+    if let Some(path) = report_path
+        && let Err(error) = write_report(&state, path)
+    {
+        eprintln!(
+            "zap: cannot write the report to {}: {error}",
+            path.display()
+        );
+        return exit::USAGE;
+    }
+    exit_code(&state)
+}
+
+fn write_report(state: &State, path: &Path) -> std::io::Result<()> {
+    let json =
+        serde_json::to_string_pretty(&report::build(state)).map_err(std::io::Error::other)?;
+    std::fs::write(path, json + "\n")
+}
+
+/// 3 if a host could not be reached, else 1 if any job did not succeed.
+fn exit_code(state: &State) -> u8 {
+    let phases = state.instances().iter().map(|instance| &instance.phase);
+    let mut code = exit::OK;
+    for phase in phases {
+        match phase {
+            Phase::Done(Outcome::Ok) => {}
+            Phase::Done(Outcome::Unreachable(_)) => return exit::UNREACHABLE,
+            _ => code = exit::JOB_FAILED,
+        }
+    }
+    code
+}
+
+async fn check_command(plan: &Plan, connect: bool) -> u8 {
+    let jobs = plan.jobs.len();
+    let hosts_in_use: Vec<HostName> = {
+        let mut hosts: Vec<HostName> = plan.jobs.iter().flat_map(|job| job.hosts.clone()).collect();
+        hosts.sort();
+        hosts.dedup();
+        hosts
+    };
+    println!(
+        "config ok: {} hosts, {} systems, {jobs} jobs",
+        plan.hosts.len(),
+        plan.systems.len()
+    );
+    if !connect {
+        return exit::OK;
+    }
+    let transports = match transports_for(plan, &hosts_in_use) {
+        Ok(transports) => transports,
+        Err(error) => {
+            eprintln!("zap: {error}");
+            return exit::USAGE;
+        }
+    };
+    let mut checks = tokio::task::JoinSet::new();
+    for name in &hosts_in_use {
+        let Some(transport) = transports.get(name).cloned() else {
+            continue;
+        };
+        let is_ssh = matches!(
+            plan.hosts.get(name).map(|host| &host.kind),
+            Some(HostKind::Ssh(_))
+        );
+        let name = name.clone();
+        checks.spawn(async move { (name, is_ssh, transport.ensure_connected().await) });
+    }
+    let mut results = checks.join_all().await;
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut code = exit::OK;
+    for (name, is_ssh, result) in results {
+        match (result, is_ssh) {
+            (Ok(()), true) => println!("{name}: connected and authenticated"),
+            (Ok(()), false) => println!("{name}: local"),
+            (Err(error), _) => {
+                println!("{name}: {error}");
+                code = exit::UNREACHABLE;
+            }
+        }
+    }
+    for transport in transports.values() {
+        transport.close().await;
+    }
+    code
+}

@@ -1,0 +1,213 @@
+//! The `local` host: the same wrapper script through `tokio::process`, in a
+//! process group of its own so that stopping a job reaches all it started and
+//! a Ctrl+C on zap's terminal reaches no job.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+
+use super::{Chunk, TransportError};
+use crate::model::{ExitInfo, Signal};
+
+/// Bytes read from a pipe at a time; also the largest chunk sent on.
+const READ_BUFFER: usize = 32 * 1024;
+
+#[derive(Debug, Clone, Default)]
+pub struct LocalHost;
+
+impl LocalHost {
+    /// Starts `/bin/sh -c COMMAND`, feeds it `stdin` then EOF, and forwards its
+    /// output to `tx` until both pipes close, then its exit.
+    pub async fn start(
+        &self,
+        command: &str,
+        stdin: Vec<u8>,
+        tx: mpsc::Sender<Chunk>,
+    ) -> Result<(), TransportError> {
+        let mut child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(false)
+            .spawn()
+            .map_err(|error| TransportError::Spawn(format!("/bin/sh: {error}")))?;
+        let (Some(mut input), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(TransportError::Spawn("pipes were not created".into()));
+        };
+        tokio::spawn(async move {
+            // A shell that exits before reading its script is reported by its
+            // exit status; the broken pipe says nothing more.
+            let _ = input.write_all(&stdin).await;
+            drop(input);
+        });
+        tokio::spawn(async move {
+            let out = forward(stdout, tx.clone(), Chunk::Stdout);
+            let err = forward(stderr, tx.clone(), Chunk::Stderr);
+            tokio::join!(out, err);
+            let exit = match child.wait().await {
+                Ok(status) => exit_info(status),
+                Err(_) => ExitInfo::Unknown,
+            };
+            let _ = tx.send(Chunk::Exit(exit)).await;
+        });
+        Ok(())
+    }
+
+    /// Sends `signal` to the whole process group `pgid`.
+    pub fn signal_group(&self, pgid: u32, signal: Signal) -> Result<(), TransportError> {
+        let Ok(pgid) = i32::try_from(pgid) else {
+            return Err(TransportError::Spawn(format!("bad process group {pgid}")));
+        };
+        if pgid <= 1 {
+            return Err(TransportError::Spawn(format!(
+                "refusing to signal group {pgid}"
+            )));
+        }
+        // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+        let result = unsafe { libc::kill(-pgid, signal.number()) };
+        if result == 0 {
+            Ok(())
+        } else {
+            Err(TransportError::Spawn(format!(
+                "kill -{} -{pgid}: {}",
+                signal.name(),
+                std::io::Error::last_os_error()
+            )))
+        }
+    }
+}
+
+async fn forward(
+    mut pipe: impl AsyncRead + Unpin,
+    tx: mpsc::Sender<Chunk>,
+    wrap: fn(Vec<u8>) -> Chunk,
+) {
+    let mut buffer = vec![0u8; READ_BUFFER];
+    loop {
+        match pipe.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => {
+                if tx.send(wrap(buffer[..read].to_vec())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn exit_info(status: std::process::ExitStatus) -> ExitInfo {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => ExitInfo::Code(code),
+        (None, Some(signal)) => ExitInfo::Signal(signal_name(signal)),
+        (None, None) => ExitInfo::Unknown,
+    }
+}
+
+/// The name `kill -l` gives a signal number, for the signals a job dies of.
+pub fn signal_name(number: i32) -> String {
+    let name = match number {
+        libc::SIGHUP => "HUP",
+        libc::SIGINT => "INT",
+        libc::SIGQUIT => "QUIT",
+        libc::SIGILL => "ILL",
+        libc::SIGTRAP => "TRAP",
+        libc::SIGABRT => "ABRT",
+        libc::SIGBUS => "BUS",
+        libc::SIGFPE => "FPE",
+        libc::SIGKILL => "KILL",
+        libc::SIGUSR1 => "USR1",
+        libc::SIGSEGV => "SEGV",
+        libc::SIGUSR2 => "USR2",
+        libc::SIGPIPE => "PIPE",
+        libc::SIGALRM => "ALRM",
+        libc::SIGTERM => "TERM",
+        libc::SIGXCPU => "XCPU",
+        libc::SIGXFSZ => "XFSZ",
+        _ => return number.to_string(),
+    };
+    name.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn run(command: &str, stdin: &str) -> (Vec<u8>, Vec<u8>, ExitInfo) {
+        let (tx, mut rx) = mpsc::channel(8);
+        LocalHost
+            .start(command, stdin.as_bytes().to_vec(), tx)
+            .await
+            .expect("start");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        loop {
+            match rx.recv().await.expect("an exit chunk ends every job") {
+                Chunk::Stdout(bytes) => out.extend(bytes),
+                Chunk::Stderr(bytes) => err.extend(bytes),
+                Chunk::Exit(exit) => return (out, err, exit),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn streams_stay_apart_and_the_exit_code_arrives_last() {
+        let (out, err, exit) = run("cat; echo oops >&2; exit 3", "from stdin\n").await;
+        assert_eq!(out, b"from stdin\n");
+        assert_eq!(err, b"oops\n");
+        assert_eq!(exit, ExitInfo::Code(3));
+    }
+
+    #[tokio::test]
+    async fn a_signal_death_is_named() {
+        let (_, _, exit) = run("kill -KILL $$", "").await;
+        assert_eq!(exit, ExitInfo::Signal("KILL".into()));
+    }
+
+    #[tokio::test]
+    async fn output_of_a_background_child_after_the_shell_exits_is_kept() {
+        let (out, _, exit) = run("(sleep 0.2; echo late) & exit 0", "").await;
+        assert_eq!(out, b"late\n");
+        assert_eq!(exit, ExitInfo::Code(0));
+    }
+
+    #[tokio::test]
+    async fn the_job_gets_its_own_process_group_and_signalling_it_stops_it() {
+        let (tx, mut rx) = mpsc::channel(8);
+        LocalHost
+            .start("echo $$; ps -o pgid= -p $$; sleep 30", Vec::new(), tx)
+            .await
+            .expect("start");
+        let Some(Chunk::Stdout(first)) = rx.recv().await else {
+            panic!("expected the pid first")
+        };
+        let mut text = String::from_utf8_lossy(&first).to_string();
+        while text.lines().count() < 2 {
+            match rx.recv().await {
+                Some(Chunk::Stdout(more)) => text.push_str(&String::from_utf8_lossy(&more)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let mut lines = text
+            .lines()
+            .map(|line| line.trim().parse::<u32>().expect("number"));
+        let (pid, pgid) = (lines.next().expect("pid"), lines.next().expect("pgid"));
+        assert_eq!(pid, pgid, "the shell leads its own process group");
+        LocalHost.signal_group(pgid, Signal::Term).expect("signal");
+        loop {
+            match rx.recv().await.expect("exit") {
+                Chunk::Exit(exit) => {
+                    assert_eq!(exit, ExitInfo::Signal("TERM".into()));
+                    break;
+                }
+                _ => continue,
+            }
+        }
+    }
+}

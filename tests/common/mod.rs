@@ -1,0 +1,108 @@
+//! Shared by the integration tests: a throwaway config folder and the `zap`
+//! binary pointed at it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use tempfile::TempDir;
+
+pub struct Fixture {
+    dir: TempDir,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        Fixture {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// A config folder whose hosts.toml describes the container fleet
+    /// (`scripts/fleet up`), with its key and known_hosts paths made absolute.
+    pub fn fleet() -> Self {
+        let fixture = Fixture::new();
+        fixture.write("hosts.toml", &fleet_hosts_toml());
+        fixture
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, relative: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create folder");
+        }
+        std::fs::write(&path, text).expect("write file");
+        path
+    }
+
+    /// `zap --config DIR ARGS…`, with no ssh-agent so only key files are used.
+    pub fn zap(&self, args: &[&str]) -> Command {
+        let mut command = Command::cargo_bin("zap").expect("zap binary");
+        command
+            .arg("--config")
+            .arg(self.dir.path())
+            .args(args)
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("ZAP_CONFIG")
+            .timeout(std::time::Duration::from_secs(120));
+        command
+    }
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fleet_state() -> PathBuf {
+    repo_root().join("tests/fleet/.state")
+}
+
+/// tests/fleet/hosts.toml with `.state/` made absolute.
+pub fn fleet_hosts_toml() -> String {
+    let text = std::fs::read_to_string(repo_root().join("tests/fleet/hosts.toml"))
+        .expect("tests/fleet/hosts.toml");
+    text.replace("\".state/", &format!("\"{}/", fleet_state().display()))
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(mut command: Command) -> Output {
+    let output = command.output().expect("run zap");
+    Output {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+impl Output {
+    /// Output lines of one instance on one stream: `|` stdout, `!` stderr.
+    pub fn lines_of(&self, host: &str, job: &str, mark: char) -> Vec<String> {
+        self.stdout
+            .lines()
+            .filter_map(|line| {
+                let rest = line.trim_start().strip_prefix(host)?.trim_start();
+                let rest = rest.strip_prefix(job)?;
+                let rest = rest.strip_prefix('[').map_or(Some(rest), |after| {
+                    after.split_once(']').map(|(_, tail)| tail)
+                })?;
+                let rest = rest.trim_start();
+                let text = rest.strip_prefix(mark)?;
+                Some(text.strip_prefix(' ').unwrap_or(text).to_string())
+            })
+            .collect()
+    }
+
+    pub fn report(path: &Path) -> serde_json::Value {
+        let text = std::fs::read_to_string(path).expect("report written");
+        serde_json::from_str(&text).expect("report is JSON")
+    }
+}

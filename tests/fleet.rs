@@ -1,0 +1,303 @@
+//! `zap run` against real OpenSSH servers: the container fleet n1..n4 that
+//! `scripts/fleet up` starts (sshd on 127.0.0.1:2201..2204). Ignored by a plain
+//! `cargo test`; `scripts/test-all` runs them.
+
+mod common;
+
+use std::process::Command as Process;
+use std::time::{Duration, Instant};
+
+use common::{Fixture, Output, fleet_state, run};
+
+fn report_path(fixture: &Fixture) -> String {
+    fixture.path().join("report.json").display().to_string()
+}
+
+fn docker(args: &[&str]) {
+    let status = Process::new("docker").args(args).status().expect("docker");
+    assert!(status.success(), "docker {args:?}");
+}
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn steps_run_in_one_shell_on_every_host_and_a_failing_step_is_named() {
+    let fixture = Fixture::fleet();
+    fixture.write(
+        "jobs/web.toml",
+        r#"
+[jobs.deploy]
+hosts = ["n1", "n2", "n3"]
+steps = [
+  "cd /tmp && export WHO=$(hostname)",
+  "echo \"$WHO in $PWD pid $$\"; [ \"$WHO\" != n2 ] || { echo 'n2 is broken' >&2; exit 4; }",
+  "echo done on $WHO",
+]
+"#,
+    );
+    let report = report_path(&fixture);
+    let out = run(fixture.zap(&["run", "web", "--report", &report]));
+    print!("{}", out.stdout);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let json = Output::report(std::path::Path::new(&report));
+    for host in ["n1", "n2", "n3"] {
+        let job = json["jobs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .find(|job| job["host"] == host)
+            .expect("every host reported");
+        let pid = job["pid"].as_u64().expect("pid");
+        let lines = out.lines_of(host, "web.deploy", '|');
+        assert_eq!(
+            lines[0],
+            format!("{host} in /tmp pid {pid}"),
+            "the PID is the shell's $$"
+        );
+        if host == "n2" {
+            assert_eq!(job["status"], "failed");
+            assert_eq!(job["failed_step"], 2);
+            assert_eq!(job["steps"][1]["exit"], 4);
+            assert_eq!(job["steps"][2]["status"], "skipped");
+            assert_eq!(out.lines_of(host, "web.deploy", '!'), ["n2 is broken"]);
+            assert_eq!(lines.len(), 1);
+        } else {
+            assert_eq!(job["status"], "ok");
+            assert_eq!(lines[1], format!("done on {host}"));
+        }
+    }
+    assert!(
+        out.stdout.contains("web.deploy@n2"),
+        "summary names the instance"
+    );
+    assert!(out.stdout.contains("failed at step 2: exit 4"));
+}
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn the_reported_pid_is_the_job_shell_and_leads_its_process_group() {
+    let fixture = Fixture::fleet();
+    fixture.write(
+        "jobs/web.toml",
+        "[jobs.who]\nhost = \"n3\"\nsteps = [\"ps -o pid=,pgid=,comm= -p $$\"]\n",
+    );
+    let report = report_path(&fixture);
+    let out = run(fixture.zap(&["run", "--report", &report]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let pid = Output::report(std::path::Path::new(&report))["jobs"][0]["pid"]
+        .as_u64()
+        .expect("pid");
+    let fields: Vec<String> = out.lines_of("n3", "web.who", '|')[0]
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(fields, [pid.to_string(), pid.to_string(), "sh".to_string()]);
+}
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn sixteen_jobs_on_one_host_all_run_despite_max_sessions() {
+    let fixture = Fixture::fleet();
+    let mut jobs = String::new();
+    for n in 1..=16 {
+        jobs.push_str(&format!(
+            "[jobs.j{n:02}]\nhost = \"n1\"\nsteps = [\"sleep 2\", \"echo job {n}\"]\n"
+        ));
+    }
+    fixture.write("jobs/many.toml", &jobs);
+    let out = run(fixture.zap(&["run"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    for n in 1..=16 {
+        assert_eq!(
+            out.lines_of("n1", &format!("many.j{n:02}"), '|'),
+            [format!("job {n}")]
+        );
+    }
+    assert!(out.stdout.contains("summary: 16 of 16 job instances ok"));
+}
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn a_changed_host_key_is_refused_and_nothing_runs() {
+    let fixture = Fixture::fleet();
+    // known_hosts that holds another key for n1's address.
+    let other_key = fixture.path().join("other");
+    let status = Process::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other_key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(status.success());
+    let public = std::fs::read_to_string(other_key.with_extension("pub")).expect("pub");
+    let known = fixture.write("known_hosts", &format!("[127.0.0.1]:2201 {public}"));
+    let hosts = common::fleet_hosts_toml().replace(
+        &format!("{}/known_hosts", fleet_state().display()),
+        &known.display().to_string(),
+    );
+    fixture.write("hosts.toml", &hosts);
+    let touched = "/tmp/zap-must-not-exist";
+    fixture.write(
+        "jobs/web.toml",
+        &format!("[jobs.a]\nhost = \"n1\"\nsteps = [\"touch {touched}\"]\n"),
+    );
+    let out = run(fixture.zap(&["run"]));
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("CHANGED"), "{}", out.stdout);
+    assert!(out.stdout.contains("unreachable"), "{}", out.stdout);
+    let check = Process::new("docker")
+        .args(["exec", "zaptest-n1", "test", "-e", touched])
+        .status()
+        .expect("docker exec");
+    assert!(!check.success(), "the job ran despite the changed key");
+}
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn an_unknown_host_key_is_refused_in_strict_mode() {
+    let fixture = Fixture::fleet();
+    let empty = fixture.write("known_hosts", "");
+    let hosts = common::fleet_hosts_toml().replace(
+        &format!("{}/known_hosts", fleet_state().display()),
+        &empty.display().to_string(),
+    );
+    fixture.write("hosts.toml", &hosts);
+    fixture.write(
+        "jobs/web.toml",
+        "[jobs.a]\nhost = \"n2\"\nsteps = [\"true\"]\n",
+    );
+    let out = run(fixture.zap(&["run"]));
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("not in known_hosts"), "{}", out.stdout);
+}
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn a_stopped_or_frozen_host_is_unreachable_while_the_others_finish() {
+    let fixture = Fixture::fleet();
+    fixture.write(
+        "jobs/web.toml",
+        "[jobs.a]\nhosts = [\"n1\", \"n4\"]\nsteps = [\"sleep 1\", \"echo finished on $(hostname)\"]\n",
+    );
+    let report = report_path(&fixture);
+
+    docker(&["stop", "-t", "1", "zaptest-n4"]);
+    let out = run(fixture.zap(&["run", "--report", &report]));
+    docker(&["start", "zaptest-n4"]);
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.lines_of("n1", "web.a", '|'), ["finished on n1"]);
+    let json = Output::report(std::path::Path::new(&report));
+    assert_eq!(json["jobs"][1]["host"], "n4");
+    assert_eq!(json["jobs"][1]["status"], "unreachable");
+    assert_eq!(json["jobs"][0]["status"], "ok");
+
+    // A frozen host accepts TCP (docker's proxy) but never answers: the
+    // connect timeout (5s in tests/fleet/hosts.toml) must end the wait.
+    wait_for_ssh("2204");
+    docker(&["pause", "zaptest-n4"]);
+    let started = Instant::now();
+    let out = run(fixture.zap(&["run", "--report", &report]));
+    let took = started.elapsed();
+    docker(&["unpause", "zaptest-n4"]);
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    assert_eq!(out.lines_of("n1", "web.a", '|'), ["finished on n1"]);
+    assert!(out.stdout.contains("timed out"), "{}", out.stdout);
+}
+
+fn wait_for_ssh(port: &str) {
+    for _ in 0..50 {
+        let banner = Process::new("ssh-keyscan")
+            .args(["-p", port, "-T", "1", "127.0.0.1"])
+            .output()
+            .expect("ssh-keyscan");
+        if !banner.stdout.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("sshd on port {port} did not come back");
+}
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn a_jump_through_n1_reaches_n2() {
+    let fixture = Fixture::fleet();
+    fixture.write(
+        "jobs/web.toml",
+        "[jobs.a]\nhost = \"n2j\"\nsteps = [\"hostname\", \"cd /tmp\", \"pwd\"]\n",
+    );
+    let out = run(fixture.zap(&["run"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.lines_of("n2j", "web.a", '|'), ["n2", "/tmp"]);
+}
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn hostile_output_over_ssh_neither_crashes_nor_stalls_zap() {
+    let fixture = Fixture::fleet();
+    fixture.write(
+        "jobs/web.toml",
+        r#"
+[jobs.hostile]
+host = "n3"
+steps = [
+  "head -c 10485760 /dev/zero | tr '\\0' a; echo",
+  "head -c 300000 /dev/urandom",
+  "printf 'bad \\377 utf8\\n'; printf 'no newline at the end'",
+  "echo '@@zap:ffffffffffffffffffffffffffffffff:exit:1:0'",
+  "echo survived",
+]
+"#,
+    );
+    let report = report_path(&fixture);
+    let out = run(fixture.zap(&["run", "--report", &report]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("that line was 10485760 bytes long"));
+    let lines = out.lines_of("n3", "web.hostile", '|');
+    assert!(lines.iter().any(|line| line == "bad \u{fffd} utf8"));
+    assert!(lines.iter().any(|line| line == "no newline at the end"));
+    assert!(lines.iter().any(|line| line.starts_with("@@zap:ffff")));
+    assert_eq!(lines.last().map(String::as_str), Some("survived"));
+    let json = Output::report(std::path::Path::new(&report));
+    assert_eq!(json["jobs"][0]["steps"].as_array().expect("steps").len(), 5);
+    assert_eq!(json["jobs"][0]["status"], "ok");
+}
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn an_encrypted_key_gives_an_error_naming_it() {
+    let fixture = Fixture::fleet();
+    let hosts = common::fleet_hosts_toml().replace("id_ed25519\"", "id_ed25519_encrypted\"");
+    fixture.write("hosts.toml", &hosts);
+    fixture.write(
+        "jobs/web.toml",
+        "[jobs.a]\nhost = \"n1\"\nsteps = [\"true\"]\n",
+    );
+    let out = run(fixture.zap(&["run"]));
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("id_ed25519_encrypted"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("encrypted"), "{}", out.stdout);
+}
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn check_connect_authenticates_to_every_host_in_use() {
+    let fixture = Fixture::fleet();
+    fixture.write(
+        "jobs/web.toml",
+        "[jobs.a]\nhosts = [\"n1\", \"n2\", \"n3\", \"n2j\"]\nsteps = [\"true\"]\n",
+    );
+    let out = run(fixture.zap(&["check", "--connect"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    for host in ["n1", "n2", "n3", "n2j"] {
+        assert!(
+            out.stdout
+                .contains(&format!("{host}: connected and authenticated")),
+            "{}",
+            out.stdout
+        );
+    }
+}

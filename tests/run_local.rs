@@ -1,0 +1,345 @@
+//! `zap run` and `zap check` on the built-in `local` host: the whole path from
+//! config to summary and report, without SSH.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Fixture, Output, repo_root, run};
+
+fn local_job(fixture: &Fixture, system: &str, body: &str) {
+    fixture.write(&format!("jobs/{system}.toml"), body);
+}
+
+#[test]
+fn the_shipped_demo_runs_and_every_job_succeeds() {
+    let mut command = assert_cmd::Command::cargo_bin("zap").expect("zap");
+    command
+        .current_dir(repo_root())
+        .arg("run")
+        .env_remove("ZAP_CONFIG");
+    let out = run(command);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let build = out.lines_of("local", "demo.build", '|');
+    assert!(
+        build
+            .iter()
+            .any(|line| line.starts_with("hello from zap: built in /")),
+        "{build:?}"
+    );
+    assert_eq!(
+        out.lines_of("local", "demo.warnings", '!'),
+        ["and this to stderr"]
+    );
+    assert!(
+        out.stdout.contains("summary: 3 of 3 job instances ok"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_folder_without_config_runs_the_built_in_demo() {
+    let fixture = Fixture::new();
+    let out = run(fixture.zap(&["run", "demo.warnings"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("using the built-in demo"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.lines_of("local", "demo.warnings", '|'),
+        ["this goes to stdout", "a line without a newline at the end"]
+    );
+}
+
+#[test]
+fn a_failing_step_is_named_with_its_code_and_later_steps_are_skipped() {
+    let fixture = Fixture::new();
+    local_job(
+        &fixture,
+        "web",
+        r#"
+[jobs.build]
+host = "local"
+steps = ["cd /tmp", "echo building; exit_with() { return $1; }; exit_with 7", "echo never"]
+"#,
+    );
+    let report = fixture.path().join("report.json");
+    let out = run(fixture.zap(&["run", "web", "--report", report.to_str().expect("utf-8")]));
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(!out.stdout.contains("| never"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("failed at step 2: exit 7"),
+        "{}",
+        out.stdout
+    );
+    let json = Output::report(&report);
+    assert_eq!(json["ok"], false);
+    let job = &json["jobs"][0];
+    assert_eq!(job["system"], "web");
+    assert_eq!(job["job"], "build");
+    assert_eq!(job["host"], "local");
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["failed_step"], 2);
+    assert_eq!(job["restarts"], 0);
+    assert!(job["pid"].as_u64().is_some_and(|pid| pid > 1), "{job}");
+    let steps = job["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 3);
+    assert_eq!(steps[0]["index"], 1);
+    assert_eq!(steps[0]["command"], "cd /tmp");
+    assert_eq!(steps[0]["status"], "ok");
+    assert_eq!(steps[0]["exit"], 0);
+    assert!(steps[0]["duration_ms"].is_u64());
+    assert_eq!(steps[1]["status"], "failed");
+    assert_eq!(steps[1]["exit"], 7);
+    assert_eq!(steps[2]["status"], "skipped");
+    assert!(steps[2].get("exit").is_none() && steps[2].get("duration_ms").is_none());
+    assert_eq!(job["fixups"], serde_json::json!([]));
+}
+
+#[test]
+fn cd_and_export_carry_across_steps_and_the_pid_is_the_shells() {
+    let fixture = Fixture::new();
+    local_job(
+        &fixture,
+        "web",
+        r#"
+[jobs.env]
+host = "local"
+env = { GREETING = "it's \"quoted\" $HOME" }
+steps = ["cd /usr", "export WHERE=here", "echo \"$PWD $WHERE $$\"", "echo \"$GREETING\""]
+"#,
+    );
+    let report = fixture.path().join("report.json");
+    let out = run(fixture.zap(&["run", "--report", report.to_str().expect("utf-8")]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let lines = out.lines_of("local", "web.env", '|');
+    let pid = Output::report(&report)["jobs"][0]["pid"]
+        .as_u64()
+        .expect("pid");
+    assert_eq!(lines[0], format!("/usr here {pid}"));
+    assert_eq!(lines[1], "it's \"quoted\" $HOME");
+}
+
+#[test]
+fn stderr_is_kept_apart_and_marked() {
+    let fixture = Fixture::new();
+    local_job(
+        &fixture,
+        "web",
+        "[jobs.mixed]\nhost = \"local\"\nsteps = [\"echo out; echo err >&2; echo out2\"]\n",
+    );
+    let out = run(fixture.zap(&["run"]));
+    assert_eq!(out.code, 0);
+    assert_eq!(out.lines_of("local", "web.mixed", '|'), ["out", "out2"]);
+    assert_eq!(out.lines_of("local", "web.mixed", '!'), ["err"]);
+}
+
+#[test]
+fn hostile_output_neither_crashes_nor_stalls_zap() {
+    let fixture = Fixture::new();
+    local_job(
+        &fixture,
+        "web",
+        r#"
+[jobs.hostile]
+host = "local"
+steps = [
+  "head -c 10485760 /dev/zero | tr '\\0' a; echo",
+  "head -c 200000 /dev/urandom",
+  "printf 'bad \\377\\376 utf8 and a NUL \\000 here\\n'",
+  "echo '@@zap:00000000000000000000000000000000:exit:1:0'; echo '@@zap:step:9'",
+  "echo survived",
+]
+"#,
+    );
+    let report = fixture.path().join("report.json");
+    let started = Instant::now();
+    let out = run(fixture.zap(&["run", "--report", report.to_str().expect("utf-8")]));
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("that line was 10485760 bytes long"),
+        "no split note"
+    );
+    let lines = out.lines_of("local", "web.hostile", '|');
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.starts_with("bad \u{fffd}\u{fffd} utf8"))
+    );
+    assert!(
+        lines.iter().any(|line| line.starts_with("@@zap:0000")),
+        "a fake marker is output"
+    );
+    assert_eq!(lines.last().map(String::as_str), Some("survived"));
+    let json = Output::report(&report);
+    let steps = json["jobs"][0]["steps"].as_array().expect("steps");
+    assert!(steps.iter().all(|step| step["status"] == "ok"), "{steps:?}");
+}
+
+#[test]
+fn jobs_still_running_at_the_timeout_are_stopped_and_failed() {
+    let fixture = Fixture::new();
+    let marker = fixture.path().join("pid");
+    local_job(
+        &fixture,
+        "web",
+        &format!(
+            "[jobs.slow]\nhost = \"local\"\nstop = {{ timeout = \"2s\" }}\nsteps = [\"echo ok\", \"sleep 300 & echo $! > {}; wait\"]\n",
+            marker.display()
+        ),
+    );
+    let report = fixture.path().join("report.json");
+    let started = Instant::now();
+    let out = run(fixture.zap(&[
+        "run",
+        "--timeout",
+        "1s",
+        "--report",
+        report.to_str().expect("utf-8"),
+    ]));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let job = &Output::report(&report)["jobs"][0];
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["failed_step"], 2);
+    assert_eq!(job["steps"][1]["status"], "killed");
+    assert_eq!(job["steps"][1]["signal"], "TERM");
+    let sleeper = std::fs::read_to_string(&marker).expect("pid file");
+    assert!(
+        gone_soon(sleeper.trim()),
+        "the job's child was left running"
+    );
+}
+
+#[test]
+fn after_is_kept_and_a_failed_dependency_stops_its_dependents() {
+    let fixture = Fixture::new();
+    let file = fixture.path().join("made");
+    local_job(
+        &fixture,
+        "web",
+        &format!(
+            r#"
+[jobs.second]
+host = "local"
+after = ["first"]
+steps = ["cat {file}"]
+
+[jobs.first]
+host = "local"
+steps = ["sleep 0.3", "echo made-by-first > {file}"]
+
+[jobs.doomed]
+host = "local"
+after = ["broken"]
+steps = ["echo must not run"]
+
+[jobs.broken]
+host = "local"
+steps = ["false"]
+"#,
+            file = file.display()
+        ),
+    );
+    let report = fixture.path().join("report.json");
+    let out = run(fixture.zap(&["run", "--report", report.to_str().expect("utf-8")]));
+    assert_eq!(out.code, 1);
+    assert_eq!(out.lines_of("local", "web.second", '|'), ["made-by-first"]);
+    assert!(out.lines_of("local", "web.doomed", '|').is_empty());
+    let json = Output::report(&report);
+    let doomed = json["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .find(|job| job["job"] == "doomed")
+        .expect("doomed reported");
+    assert_eq!(doomed["status"], "failed");
+    assert_eq!(doomed["steps"][0]["status"], "skipped");
+}
+
+#[test]
+fn selecting_a_dependent_job_runs_what_it_comes_after() {
+    let fixture = Fixture::new();
+    local_job(
+        &fixture,
+        "web",
+        "[jobs.a]\nhost = \"local\"\nsteps = [\"echo a\"]\n[jobs.b]\nhost = \"local\"\nafter = [\"a\"]\nsteps = [\"echo b\"]\n",
+    );
+    let out = run(fixture.zap(&["run", "web.b@local"]));
+    assert_eq!(out.code, 0);
+    assert_eq!(out.lines_of("local", "web.a", '|'), ["a"]);
+    assert_eq!(out.lines_of("local", "web.b", '|'), ["b"]);
+}
+
+#[test]
+fn unknown_targets_are_a_usage_error() {
+    let fixture = Fixture::new();
+    local_job(
+        &fixture,
+        "web",
+        "[jobs.a]\nhost = \"local\"\nsteps = [\"true\"]\n",
+    );
+    for target in ["nope", "web.nope", "web.a@elsewhere"] {
+        let out = run(fixture.zap(&["run", target]));
+        assert_eq!(out.code, 2, "{target}");
+        assert!(out.stderr.contains("zap: "), "{}", out.stderr);
+    }
+}
+
+#[test]
+fn check_names_the_file_line_and_bad_value_and_exits_2() {
+    let fixture = Fixture::new();
+    local_job(
+        &fixture,
+        "web",
+        "[jobs.a]\nhost = \"n9\"\nsteps = [\"true\"]\n",
+    );
+    let out = run(fixture.zap(&["check"]));
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("jobs/web.toml:2:"), "{}", out.stderr);
+    assert!(out.stderr.contains("n9"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("host = \"n9\""),
+        "the line is shown: {}",
+        out.stderr
+    );
+    let run_out = run(fixture.zap(&["run"]));
+    assert_eq!(run_out.code, 2, "run refuses a bad config too");
+}
+
+#[test]
+fn check_accepts_the_shipped_demo() {
+    let mut command = assert_cmd::Command::cargo_bin("zap").expect("zap");
+    command
+        .current_dir(repo_root())
+        .args(["check", "--connect"]);
+    let out = run(command);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("config ok"));
+}
+
+/// The process is gone (or a zombie waiting for init) within two seconds.
+fn gone_soon(pid: &str) -> bool {
+    for _ in 0..20 {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(stat)
+                if stat
+                    .rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('Z')) =>
+            {
+                return true;
+            }
+            Ok(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    false
+}
