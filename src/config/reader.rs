@@ -366,7 +366,8 @@ impl<'a, 'i> Node<'a, 'i> {
         all
     }
 
-    /// `key_span` is the span of the key that names this table, if any.
+    /// The table's `key_span` is the value's span (a `[header]` or `{ … }`);
+    /// callers that hold the naming key narrow it to that.
     pub fn table(&self, errors: &mut Errors<'_>) -> Option<Table<'a, 'i>> {
         let value: &'a DeValue<'i> = self.value.get_ref();
         match value {

@@ -417,3 +417,7 @@ fn apply_job_event(instance: &mut Instance, event: JobEvent, now: Instant) {
         JobEvent::Ended { exit } => instance.finish(now, exit),
     }
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

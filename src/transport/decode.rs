@@ -6,6 +6,8 @@
 //! boundary, and emits [`JobEvent`]s. It never fails: whatever bytes come,
 //! they become lines.
 
+use std::collections::VecDeque;
+
 use crate::model::{ExitInfo, StepIndex, Stream};
 use crate::transport::Chunk;
 use crate::transport::script::{MARKER_BODY_MAX, Marker, Nonce};
@@ -69,8 +71,16 @@ pub struct Decoder {
     prefix: Vec<u8>,
     stdout: LineBuffer,
     stderr: LineBuffer,
+    /// Stderr lines of a step that stdout has not announced yet. The two
+    /// pipes are read independently, so stderr can run ahead; holding its
+    /// lines back until stdout's start marker keeps the shown order true.
+    held: VecDeque<JobEvent>,
     ended: bool,
 }
+
+/// How many stderr lines may wait for stdout to catch up before they are
+/// shown anyway: bounded, since stdout may be slowed or silent.
+const MAX_HELD_LINES: usize = 256;
 
 impl Decoder {
     pub fn new(nonce: Nonce) -> Decoder {
@@ -78,6 +88,7 @@ impl Decoder {
             prefix: nonce.marker_prefix(),
             stdout: LineBuffer::new(Stream::Stdout),
             stderr: LineBuffer::new(Stream::Stderr),
+            held: VecDeque::new(),
             ended: false,
         }
     }
@@ -88,16 +99,70 @@ impl Decoder {
         if self.ended {
             return;
         }
+        let mut fresh = Vec::new();
         match chunk {
-            Chunk::Stdout(bytes) => self.stdout.push(&bytes, &self.prefix, out),
-            Chunk::Stderr(bytes) => self.stderr.push(&bytes, &self.prefix, out),
+            Chunk::Stdout(bytes) => {
+                self.stdout.push(&bytes, &self.prefix, &mut fresh);
+                self.release_after_starts(fresh, out);
+            }
+            Chunk::Stderr(bytes) => {
+                self.stderr.push(&bytes, &self.prefix, &mut fresh);
+                self.hold_or_pass(fresh, out);
+            }
             Chunk::Exit(exit) => {
-                self.stdout.finish(out);
-                self.stderr.finish(out);
+                self.stdout.finish(&mut fresh);
+                self.release_after_starts(fresh, out);
+                let mut fresh = Vec::new();
+                self.stderr.finish(&mut fresh);
+                self.hold_or_pass(fresh, out);
+                out.extend(self.held.drain(..));
                 out.push(JobEvent::Ended { exit });
                 self.ended = true;
             }
         }
+    }
+
+    /// Passes stdout's events on, each step start followed by the stderr
+    /// lines that were waiting for it.
+    fn release_after_starts(&mut self, fresh: Vec<JobEvent>, out: &mut Vec<JobEvent>) {
+        for event in fresh {
+            let started = match &event {
+                JobEvent::StepStarted { step } => Some(*step),
+                _ => None,
+            };
+            out.push(event);
+            if let Some(started) = started {
+                while self
+                    .held
+                    .front()
+                    .is_some_and(|line| line_step(line) <= Some(started))
+                {
+                    out.extend(self.held.pop_front());
+                }
+            }
+        }
+    }
+
+    /// Holds back stderr lines of steps stdout has not started yet; stderr's
+    /// steps only grow, so whatever is held is ahead too.
+    fn hold_or_pass(&mut self, fresh: Vec<JobEvent>, out: &mut Vec<JobEvent>) {
+        for event in fresh {
+            if line_step(&event) > self.stdout.step {
+                if self.held.len() >= MAX_HELD_LINES {
+                    out.extend(self.held.drain(..));
+                }
+                self.held.push_back(event);
+            } else {
+                out.push(event);
+            }
+        }
+    }
+}
+
+fn line_step(event: &JobEvent) -> Option<StepIndex> {
+    match event {
+        JobEvent::Line { step, .. } => *step,
+        _ => None,
     }
 }
 
@@ -737,5 +802,49 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn stderr_that_runs_ahead_waits_for_stdout_to_start_its_step() {
+        let mut decoder = Decoder::new(nonce());
+        let mut events = Vec::new();
+        let stderr = format!("{}early\n", marker("start:2"));
+        decoder.feed(Chunk::Stderr(stderr.into_bytes()), &mut events);
+        assert!(
+            events.is_empty(),
+            "held until stdout reaches step 2: {events:?}"
+        );
+        let stdout = format!(
+            "{}one\n{}{}",
+            marker("start:1"),
+            marker("exit:1:0"),
+            marker("start:2")
+        );
+        decoder.feed(Chunk::Stdout(stdout.into_bytes()), &mut events);
+        assert_eq!(
+            events,
+            [
+                started(1),
+                out(Some(1), "one", LineCut::Whole),
+                exited(1, 0),
+                started(2),
+                err(Some(2), "early", LineCut::Whole),
+            ]
+        );
+    }
+
+    #[test]
+    fn held_stderr_is_bounded_and_released_at_the_end() {
+        let mut decoder = Decoder::new(nonce());
+        let mut events = Vec::new();
+        let mut stderr = marker("start:1");
+        for n in 0..MAX_HELD_LINES + 10 {
+            stderr.push_str(&format!("line {n}\n"));
+        }
+        decoder.feed(Chunk::Stderr(stderr.into_bytes()), &mut events);
+        assert_eq!(events.len(), MAX_HELD_LINES, "a full hold is let go");
+        decoder.feed(Chunk::Exit(ExitInfo::Code(0)), &mut events);
+        assert_eq!(events.len(), MAX_HELD_LINES + 10 + 1);
+        assert_eq!(events.last(), Some(&ended(0)));
     }
 }

@@ -155,6 +155,13 @@ impl SshHostPool {
             match read.wait().await {
                 Some(ChannelMsg::Success) => break,
                 Some(ChannelMsg::Failure) => {
+                    // The session stays open on the server until closed, and
+                    // keeps its MaxSessions place until the server agrees.
+                    tokio::spawn(async move {
+                        let _ = write.close().await;
+                        while read.wait().await.is_some() {}
+                        drop(lease);
+                    });
                     return Err(TransportError::Channel {
                         address,
                         reason: "the server refused to run the command".into(),
