@@ -9,12 +9,17 @@
 //!   `report` (JSON);
 //! - `cli`: the command line that ties them together.
 
+pub mod action;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod demo;
+pub mod fixup;
 pub mod headless;
+pub mod logs;
 pub mod model;
 pub mod report;
+pub mod stats;
 pub mod summary;
 pub mod supervisor;
 pub mod targets;

@@ -70,6 +70,7 @@ pub struct SshConfigView {
     /// Only the files the user configured, not OpenSSH's defaults.
     pub identity_files: Vec<PathBuf>,
     pub proxy_jump: Option<String>,
+    pub proxy_command: Option<String>,
 }
 
 /// Resolves `spec` through the user's ssh_config. `has_jump` says hosts.toml
@@ -90,6 +91,13 @@ fn merge(
     view: SshConfigView,
     home: Option<&Path>,
 ) -> Result<Target, TransportError> {
+    if !has_jump && let Some(command) = &view.proxy_command {
+        return Err(TransportError::Config(format!(
+            "~/.ssh/config reaches {} through ProxyCommand `{command}`, which zap does not \
+             run: describe the hop in hosts.toml and set jump = \"NAME\" for this host",
+            spec.address
+        )));
+    }
     if !has_jump && let Some(jump) = &view.proxy_jump {
         return Err(TransportError::Config(format!(
             "~/.ssh/config gives {} the ProxyJump {jump}, which zap does not follow by itself yet: \
@@ -185,6 +193,9 @@ pub fn parse_ssh_dash_g(text: &str, home: Option<&Path>) -> SshConfigView {
             "proxyjump" if !value.eq_ignore_ascii_case("none") => {
                 view.proxy_jump = Some(value.to_string());
             }
+            "proxycommand" if !value.eq_ignore_ascii_case("none") => {
+                view.proxy_command = Some(value.to_string());
+            }
             _ => {}
         }
     }
@@ -221,6 +232,11 @@ fn ssh2_config_view(address: &str, home: Option<&Path>) -> Option<SshConfigView>
             .proxy_jump
             .and_then(|hops| hops.into_iter().next())
             .filter(|hop| !hop.eq_ignore_ascii_case("none")),
+        proxy_command: params
+            .unsupported_fields
+            .get("proxycommand")
+            .map(|words| words.join(" "))
+            .filter(|command| !command.eq_ignore_ascii_case("none")),
     })
 }
 
@@ -281,8 +297,9 @@ mod tests {
             vec![PathBuf::from("/home/u/.ssh/work key")]
         );
         assert_eq!(view.proxy_jump.as_deref(), Some("bastion"));
-        let none = parse_ssh_dash_g("proxyjump none\n", None);
+        let none = parse_ssh_dash_g("proxyjump none\nproxycommand none\n", None);
         assert_eq!(none.proxy_jump, None);
+        assert_eq!(none.proxy_command, None);
     }
 
     #[test]
@@ -334,6 +351,9 @@ mod tests {
         assert!(error.to_string().contains("ProxyJump bastion"), "{error}");
         // A jump from hosts.toml overrides it.
         assert!(merge(&spec("web"), true, view, None).is_ok());
+        let view = parse_ssh_dash_g("proxycommand nc -X connect %h %p\n", None);
+        let error = merge(&spec("web"), false, view, None).expect_err("refused");
+        assert!(error.to_string().contains("ProxyCommand `nc -X"), "{error}");
     }
 
     #[test]
@@ -344,6 +364,26 @@ mod tests {
         assert_eq!(target.host, "n2");
         assert_eq!(target.port, 22);
         assert!(target.identities.is_empty());
+    }
+
+    #[test]
+    fn without_ssh_the_config_file_is_read_by_ssh2_config() {
+        let home = tempfile::tempdir().expect("temp home");
+        std::fs::create_dir(home.path().join(".ssh")).expect("mkdir");
+        std::fs::write(
+            home.path().join(".ssh/config"),
+            "Host web\n  HostName 10.0.0.7\n  User deploy\n  Port 2222\n  \
+             IdentityFile ~/.ssh/work\n\nHost old\n  ProxyCommand nc %h %p\n",
+        )
+        .expect("write config");
+        let view = ssh2_config_view("web", Some(home.path())).expect("parsed");
+        assert_eq!(view.hostname.as_deref(), Some("10.0.0.7"));
+        assert_eq!(view.user.as_deref(), Some("deploy"));
+        assert_eq!(view.port, Some(2222));
+        assert_eq!(view.identity_files, vec![home.path().join(".ssh/work")]);
+        assert_eq!(view.proxy_command, None);
+        let old = ssh2_config_view("old", Some(home.path())).expect("parsed");
+        assert_eq!(old.proxy_command.as_deref(), Some("nc %h %p"));
     }
 
     #[test]

@@ -1,0 +1,1 @@
+//! Fixups: output patterns that trigger a healing command, then a retry.

@@ -1,0 +1,1 @@
+//! Job output: the in-memory ring of recent lines and the rotated files under `.zap/logs/`.
