@@ -11,7 +11,7 @@ use super::script::LAUNCH_COMMAND;
 use super::ssh::SshHostPool;
 use super::{Chunk, TransportError};
 use crate::config::{HostKind, Plan};
-use crate::model::{HostName, Signal};
+use crate::model::{ExitInfo, HostName, Signal};
 
 #[derive(Clone)]
 pub enum Transport {
@@ -48,6 +48,18 @@ impl Transport {
                 let command = format!("kill -s {} -- -{pgid}", signal.name());
                 pool.run_capture(&command).await.map(|_| ())
             }
+        }
+    }
+
+    /// Runs a short command in the host's login shell to completion: for
+    /// probes, stats and clean-ups. Output beyond a few MB is dropped.
+    pub async fn run_capture(
+        &self,
+        command: &str,
+    ) -> Result<(ExitInfo, Vec<u8>, Vec<u8>), TransportError> {
+        match self {
+            Transport::Local(local) => local.run_capture(command).await,
+            Transport::Ssh(pool) => pool.run_capture(command).await,
         }
     }
 

@@ -61,6 +61,24 @@ impl LocalHost {
         Ok(())
     }
 
+    /// Runs a short command (`/bin/sh -c`) to completion and returns its exit
+    /// and output: for probes, stats and clean-ups, not for jobs.
+    pub async fn run_capture(
+        &self,
+        command: &str,
+    ) -> Result<(ExitInfo, Vec<u8>, Vec<u8>), TransportError> {
+        let output = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(command)
+            .stdin(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|error| TransportError::Spawn(format!("/bin/sh: {error}")))?;
+        Ok((exit_info(output.status), output.stdout, output.stderr))
+    }
+
     /// Sends `signal` to the whole process group `pgid`.
     pub fn signal_group(&self, pgid: u32, signal: Signal) -> Result<(), TransportError> {
         let Ok(pgid) = i32::try_from(pgid) else {
