@@ -54,8 +54,8 @@ mod tests {
         };
         let json = serde_json::to_string(&restart).expect("serialise");
         assert_eq!(json, r#"{"action":"restart","targets":["web.build@n1"]}"#);
-        let back: Action = serde_json::from_str(r#"{"action":"logs","target":"web.build"}"#)
-            .expect("deserialise");
+        let back: Action =
+            serde_json::from_str(r#"{"action":"logs","target":"web.build"}"#).expect("deserialise");
         assert_eq!(
             back,
             Action::Logs {
