@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::action::Action;
 use crate::config::{self, HostKind, Plan};
+use crate::control::{self, Console};
 use crate::headless::Printer;
 use crate::model::HostName;
-use crate::supervisor::run::{self, RunOptions};
+use crate::supervisor::run;
 use crate::supervisor::{Outcome, Phase, State};
 use crate::transport::host::transports_for;
 use crate::{demo, report, summary, targets};
@@ -56,6 +58,46 @@ enum Command {
         #[arg(long)]
         connect: bool,
     },
+    /// Start jobs and keep them running until Ctrl+C or `zap down`.
+    Up {
+        /// `system`, `system.job` or `system.job@host` (default: every autostart system).
+        targets: Vec<String>,
+        /// Prefixed log lines instead of the terminal UI.
+        #[arg(long)]
+        headless: bool,
+    },
+    /// Every job of the running zap: state, step, last exit, pid, restarts.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop jobs of the running zap (their whole process group) and start them again.
+    Restart {
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Stop jobs of the running zap and keep them stopped.
+    Stop {
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Start stopped or failed jobs of the running zap.
+    Start {
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// A job's output, from the running zap or from .zap/logs.
+    Logs {
+        target: String,
+        /// Keep printing new lines.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the lines of this step.
+        #[arg(long)]
+        step: Option<u32>,
+    },
+    /// Stop the running zap and all its jobs.
+    Down,
 }
 
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {
@@ -75,13 +117,6 @@ pub fn main() -> ExitCode {
         }
     };
     let dir = cli.config.clone().unwrap_or_else(|| PathBuf::from("."));
-    let plan = match load_plan(&dir) {
-        Ok(plan) => plan,
-        Err(message) => {
-            eprint!("{message}");
-            return ExitCode::from(exit::USAGE);
-        }
-    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -92,6 +127,17 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
+    // Commands for the running zap need no config of their own.
+    if let Some(code) = runtime.block_on(control_command(&dir, &cli.command)) {
+        return ExitCode::from(code);
+    }
+    let plan = match load_plan(&dir) {
+        Ok(plan) => plan,
+        Err(message) => {
+            eprint!("{message}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
     let code = match cli.command {
         Command::Run {
             targets,
@@ -99,8 +145,74 @@ pub fn main() -> ExitCode {
             timeout,
         } => runtime.block_on(run_command(&plan, &targets, report.as_deref(), timeout)),
         Command::Check { connect } => runtime.block_on(check_command(&plan, connect)),
+        Command::Up { targets, .. } => runtime.block_on(up_command(&dir, &plan, &targets)),
+        _ => exit::USAGE,
     };
     ExitCode::from(code)
+}
+
+/// Runs the commands that talk to a running zap; `None` for the others.
+async fn control_command(dir: &Path, command: &Command) -> Option<u8> {
+    let colour = std::io::stdout().is_terminal();
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    let mut console = Console {
+        out: &mut out,
+        err: &mut err,
+        colour,
+    };
+    let targets_of = |targets: &Vec<String>| targets.clone();
+    Some(match command {
+        Command::Status { json } => control::commands::status(dir, *json, &mut console).await,
+        Command::Restart { targets } => {
+            let action = Action::Restart {
+                targets: targets_of(targets),
+            };
+            control::commands::act(dir, action, &mut console).await
+        }
+        Command::Stop { targets } => {
+            let action = Action::Stop {
+                targets: targets_of(targets),
+            };
+            control::commands::act(dir, action, &mut console).await
+        }
+        Command::Start { targets } => {
+            let action = Action::Start {
+                targets: targets_of(targets),
+            };
+            control::commands::act(dir, action, &mut console).await
+        }
+        Command::Down => control::commands::act(dir, Action::Down, &mut console).await,
+        Command::Logs {
+            target,
+            follow,
+            step,
+        } => {
+            let stored = || {
+                let plan = config::load(dir).map_err(|errors| errors.to_string())?;
+                let ids = targets::resolve(&plan, target)?;
+                control::commands::read_stored(dir, &ids, *step)
+            };
+            control::commands::logs(dir, target, *follow, *step, &mut console, stored).await
+        }
+        _ => return None,
+    })
+}
+
+async fn up_command(dir: &Path, plan: &Plan, target_names: &[String]) -> u8 {
+    let selected = match targets::select(plan, target_names) {
+        Ok(selected) if selected.is_empty() => {
+            eprintln!("zap: nothing to start (no target given and no system has autostart = true)");
+            return exit::USAGE;
+        }
+        Ok(selected) => selected,
+        Err(message) => {
+            eprintln!("zap: {message}");
+            return exit::USAGE;
+        }
+    };
+    let colour = std::io::stdout().is_terminal();
+    let mut printer = Printer::new(std::io::stdout().lock(), colour, &selected);
+    crate::supervisor::up::up(dir, plan, selected, &mut printer).await
 }
 
 /// The config in `dir`, or the built-in demo when `dir` holds no config.
@@ -142,14 +254,7 @@ async fn run_command(
     };
     let colour = std::io::stdout().is_terminal();
     let mut printer = Printer::new(std::io::stdout().lock(), colour, &selected);
-    let state = run::run(
-        plan,
-        &selected,
-        &transports,
-        &mut printer,
-        RunOptions { timeout },
-    )
-    .await;
+    let state = run::run(plan, &selected, &transports, &mut printer, timeout).await;
     drop(printer);
     print!("{}", summary::render(&state));
     if let Some(path) = report_path

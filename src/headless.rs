@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use crate::model::{InstanceId, Stream};
-use crate::supervisor::run::Observer;
-use crate::supervisor::{Event, Outcome, State};
+use crate::model::{InstanceId, StepIndex, Stream};
+use crate::supervisor::engine::Observer;
+use crate::supervisor::{Event, Instance, Mode, Phase, State};
 use crate::transport::decode::{JobEvent, LineCut};
 
 /// Colours given to instances in turn when writing to a terminal.
@@ -23,6 +23,8 @@ pub struct Printer<W: Write> {
     colours: BTreeMap<InstanceId, &'static str>,
     /// Over-long lines being printed in pieces: bytes so far and pieces.
     split: BTreeMap<(InstanceId, StreamKey), (usize, usize)>,
+    /// The state last printed for each instance, so each change prints once.
+    last_state: BTreeMap<InstanceId, String>,
 }
 
 /// `Stream` as a map key.
@@ -66,6 +68,7 @@ impl<W: Write> Printer<W> {
             job_width,
             colours,
             split: BTreeMap::new(),
+            last_state: BTreeMap::new(),
         }
     }
 
@@ -150,7 +153,7 @@ impl<W: Write> Printer<W> {
     }
 }
 
-fn step_label(step: Option<crate::model::StepIndex>) -> Option<String> {
+fn step_label(step: Option<StepIndex>) -> Option<String> {
     step.map(|step| step.to_string())
 }
 
@@ -159,64 +162,126 @@ impl<W: Write> Observer for Printer<W> {
         let Some(instance) = state.instance(id) else {
             return;
         };
-        let steps = instance.steps.len();
-        match event {
-            Event::Launched => {}
-            Event::Job(JobEvent::Spawned { pid, pgid }) => {
-                self.zap_line(
-                    id,
-                    None,
-                    &format!("started: pid {pid}, process group {pgid}"),
-                );
-            }
-            Event::Job(JobEvent::StepStarted { step }) => {
-                let command = instance
-                    .steps
-                    .get(step.0 as usize - 1)
-                    .map(|step| step.command.as_str())
-                    .unwrap_or("");
-                let first_line = command.lines().next().unwrap_or("");
-                self.zap_line(
-                    id,
-                    Some(step.to_string()),
-                    &format!("step {step}/{steps}: {first_line}"),
-                );
-            }
-            Event::Job(JobEvent::StepExited { step, code }) => {
-                let took = instance
-                    .steps
-                    .get(step.0 as usize - 1)
-                    .and_then(|step| step.duration())
-                    .map(|took| format!(" in {}", crate::summary::format_duration(took)))
-                    .unwrap_or_default();
-                let text = if *code == 0 {
-                    format!("step {step} ok{took}")
-                } else {
-                    format!("step {step} failed: exit {code}{took}")
-                };
-                self.zap_line(id, Some(step.to_string()), &text);
-            }
-            Event::Job(JobEvent::Line {
-                stream,
-                step,
-                text,
-                cut,
-            }) => self.output_line(id, *stream, step_label(*step), text, cut),
-            Event::Job(JobEvent::Ended { .. }) | Event::Unreachable(_) | Event::LaunchFailed(_) => {
-                if let Some(text) = crate::summary::outcome_text(instance) {
-                    self.zap_line(id, None, &text);
-                }
-            }
-            Event::StopRequested { reason, .. } => match &instance.phase {
-                crate::supervisor::Phase::Done(Outcome::Stopped(_) | Outcome::Failed { .. }) => {
-                    self.zap_line(id, None, &format!("{reason} before it started"));
-                }
-                _ => self.zap_line(id, None, &format!("{reason}: stopping")),
-            },
+        if let Event::Job(JobEvent::Line {
+            stream,
+            step,
+            text,
+            cut,
+        }) = event
+        {
+            self.output_line(id, *stream, step_label(*step), text, cut);
+        } else if let Some((step, text)) = event_note(instance, event) {
+            self.zap_line(id, step_label(step), &text);
         }
+        self.state_change(state.mode(), instance);
+    }
+
+    fn overview(&mut self, state: &State) {
+        for instance in state.instances() {
+            self.state_change(state.mode(), instance);
+        }
+    }
+
+    fn note(&mut self, text: &str) {
+        let line = self.paint(DIM, &format!("zap: {text}"));
+        self.write(&line);
     }
 
     fn idle(&mut self) {
         let _ = self.out.flush();
+    }
+}
+
+impl<W: Write> Printer<W> {
+    /// Prints a line when the instance's state, as a user would name it,
+    /// changed: "ready", "restarting in 4s", "lost: …", "failed at step 2".
+    fn state_change(&mut self, mode: Mode, instance: &Instance) {
+        let label = state_label(mode, instance);
+        let Some(label) = label else { return };
+        if self.last_state.get(&instance.id) == Some(&label) {
+            return;
+        }
+        self.last_state.insert(instance.id.clone(), label.clone());
+        self.zap_line(&instance.id, None, &label);
+    }
+}
+
+/// zap's own line about `event` (with the step it concerns), if it merits
+/// one: starts, steps, stop and restart requests. Output lines and state
+/// changes are shown by their own means.
+pub fn event_note(instance: &Instance, event: &Event) -> Option<(Option<StepIndex>, String)> {
+    let steps = instance.steps.len();
+    Some(match event {
+        Event::Job(JobEvent::Spawned { pid, pgid }) => {
+            let again = if instance.restarts > 0 {
+                format!(" (restart {})", instance.restarts)
+            } else {
+                String::new()
+            };
+            (
+                None,
+                format!("started: pid {pid}, process group {pgid}{again}"),
+            )
+        }
+        Event::Job(JobEvent::StepStarted { step }) => {
+            let command = instance
+                .step(*step)
+                .map_or("", |step| step.command.as_str());
+            let first_line = command.lines().next().unwrap_or("");
+            (Some(*step), format!("step {step}/{steps}: {first_line}"))
+        }
+        Event::Job(JobEvent::StepExited { step, code }) => {
+            let took = instance
+                .step(*step)
+                .and_then(|step| step.duration())
+                .map(|took| format!(" in {}", crate::summary::format_duration(took)))
+                .unwrap_or_default();
+            let text = if *code == 0 {
+                format!("step {step} ok{took}")
+            } else {
+                format!("step {step} failed: exit {code}{took}")
+            };
+            (Some(*step), text)
+        }
+        Event::Stop { reason, .. } => (None, format!("stopping: {reason}")),
+        Event::Restart { reason } => (None, format!("restarting: {reason}")),
+        Event::HostBack => (None, "the host answers again".to_string()),
+        _ => return None,
+    })
+}
+
+/// A job's state in words, for the lines printed when it changes; `None`
+/// for the states whose own lines already say it (starting, running).
+pub fn state_label(mode: Mode, instance: &Instance) -> Option<String> {
+    let last = || {
+        instance
+            .last_run
+            .as_ref()
+            .map_or(String::new(), |last| match last.step {
+                Some(step) => format!("failed at step {step}: {}; ", last.exit),
+                None if last.exit.is_success() => "exited ok; ".to_string(),
+                None => format!("ended: {}; ", last.exit),
+            })
+    };
+    match &instance.phase {
+        Phase::Waiting(_) => instance.reason.clone(),
+        Phase::Running if instance.ready && mode == Mode::Up => Some("ready".to_string()),
+        Phase::Backoff { until } => {
+            let wait = until.saturating_duration_since(std::time::Instant::now());
+            Some(format!(
+                "{}restarting in {}",
+                last(),
+                crate::summary::format_duration(wait)
+            ))
+        }
+        Phase::Lost => Some(format!(
+            "lost: {}; restarting when the host is back",
+            instance
+                .reason
+                .as_deref()
+                .unwrap_or("the connection dropped")
+        )),
+        Phase::Done(_) => crate::summary::outcome_text(instance),
+        _ => None,
     }
 }

@@ -20,6 +20,7 @@ pub mod logs;
 pub mod model;
 pub mod report;
 pub mod stats;
+pub mod status;
 pub mod summary;
 pub mod supervisor;
 pub mod targets;

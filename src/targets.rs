@@ -70,7 +70,9 @@ fn instances_of(plan: &Plan, name: &JobName) -> Vec<InstanceId> {
         .unwrap_or_default()
 }
 
-fn resolve(plan: &Plan, target: &str) -> Result<Vec<InstanceId>, String> {
+/// The instances one TARGET names (`system`, `system.job`, `system.job@host`),
+/// without what they depend on.
+pub fn resolve(plan: &Plan, target: &str) -> Result<Vec<InstanceId>, String> {
     let (name, host) = match target.split_once('@') {
         Some((name, host)) => (name, Some(HostName(host.to_string()))),
         None => (target, None),

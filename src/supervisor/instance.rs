@@ -3,56 +3,82 @@
 
 use tokio::sync::mpsc;
 
+use super::leftovers::RUN_ID_VARIABLE;
 use super::state::Event;
 use crate::config::Job;
 use crate::model::{ExitInfo, InstanceId};
 use crate::transport::decode::{Decoder, JobEvent};
 use crate::transport::host::Transport;
 use crate::transport::script::{self, Nonce};
-use crate::transport::{CHUNK_QUEUE, TransportError};
+use crate::transport::{CHUNK_QUEUE, Chunk, TransportError};
 
-/// An event about one instance, as the supervisor receives it.
-pub type Addressed = (InstanceId, Event);
+/// An event about one run (generation) of one instance.
+pub type Addressed = (InstanceId, u64, Event);
+
+/// What every job of one zap run shares.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    /// Put in each job's environment as `ZAP_RUN`, so leftovers can be told
+    /// apart from processes zap did not start.
+    pub run_id: String,
+}
 
 /// Runs `job`'s steps on `transport` and reports everything to `events`.
 /// Returns when the job's shell is gone and its output fully read.
 pub async fn run_instance(
     id: InstanceId,
+    generation: u64,
     job: Job,
     transport: Transport,
+    context: RunContext,
     events: mpsc::Sender<Addressed>,
 ) {
     let nonce = Nonce::random();
-    let script = script::build(&nonce, &job.steps, &job.env);
+    let mut env = job.env.clone();
+    env.insert(RUN_ID_VARIABLE.to_string(), context.run_id.clone());
+    env.insert("ZAP_JOB".to_string(), id.to_string());
+    let script = script::build(&nonce, &job.steps, &env);
     let (tx, mut chunks) = mpsc::channel(CHUNK_QUEUE);
+    let send = |event: Event| events.send((id.clone(), generation, event));
     if let Err(error) = transport.start(script, tx).await {
         let event = match error {
             TransportError::Spawn(reason) => Event::LaunchFailed(reason),
             other => Event::Unreachable(other.to_string()),
         };
-        let _ = events.send((id, event)).await;
+        let _ = send(event).await;
         return;
     }
-    if events.send((id.clone(), Event::Launched)).await.is_err() {
+    if send(Event::Launched).await.is_err() {
         return;
     }
     let mut decoder = Decoder::new(nonce);
     let mut decoded = Vec::new();
     let mut ended = false;
     while let Some(chunk) = chunks.recv().await {
+        let lost = match &chunk {
+            Chunk::Lost(reason) => Some(reason.clone()),
+            _ => None,
+        };
         decoder.feed(chunk, &mut decoded);
         for event in decoded.drain(..) {
-            ended |= matches!(event, JobEvent::Ended { .. });
-            if events.send((id.clone(), Event::Job(event))).await.is_err() {
+            let event = match (event, &lost) {
+                (JobEvent::Ended { .. }, Some(reason)) => Event::HostLost(reason.clone()),
+                (event, _) => Event::Job(event),
+            };
+            ended |= matches!(
+                event,
+                Event::Job(JobEvent::Ended { .. }) | Event::HostLost(_)
+            );
+            if send(event).await.is_err() {
                 return;
             }
         }
     }
     if !ended {
         // The transport's task died without an exit: say so, never "0".
-        let event = Event::Job(JobEvent::Ended {
+        let _ = send(Event::Job(JobEvent::Ended {
             exit: ExitInfo::Unknown,
-        });
-        let _ = events.send((id, event)).await;
+        }))
+        .await;
     }
 }

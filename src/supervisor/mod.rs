@@ -1,8 +1,13 @@
 //! The one task that owns the state of every job instance: it starts jobs,
 //! carries out the effects [`state::State::apply`] asks for, and stops jobs.
 
+pub mod engine;
 pub mod instance;
+pub mod ledger;
+pub mod leftovers;
+pub mod logbook;
 pub mod run;
 pub mod state;
+pub mod up;
 
-pub use state::{Event, Instance, Outcome, Phase, State, Step, StepStatus};
+pub use state::{Event, Instance, LastRun, Mode, Outcome, Phase, State, Step, StepStatus};

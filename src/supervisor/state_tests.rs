@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::config::{self, SourceFile};
+use crate::model::Signal;
 use crate::model::{HostName, Stream};
 use crate::transport::decode::LineCut;
 
@@ -31,6 +32,13 @@ fn job(event: JobEvent) -> Event {
     Event::Job(event)
 }
 
+fn start(job: &str) -> Effect {
+    Effect::Start {
+        id: id(job),
+        generation: 1,
+    }
+}
+
 fn step(n: u32) -> StepIndex {
     StepIndex(n)
 }
@@ -40,14 +48,15 @@ const THREE_STEPS: &str = "[jobs.a]\nhost = \"local\"\nsteps = [\"one\", \"two\"
 #[test]
 fn a_failing_step_fails_the_job_and_skips_the_rest() {
     let plan = plan(THREE_STEPS);
-    let mut state = State::new(&plan, &all(&plan));
-    assert_eq!(state.begin(), [Effect::Start(id("a"))]);
+    let mut state = State::new(&plan, &all(&plan), Mode::Run);
+    assert_eq!(state.begin(), [start("a")]);
     let t0 = Instant::now();
     let a = id("a");
-    state.apply(&a, job(JobEvent::Spawned { pid: 42, pgid: 42 }), t0);
-    state.apply(&a, job(JobEvent::StepStarted { step: step(1) }), t0);
+    state.apply(&a, 1, job(JobEvent::Spawned { pid: 42, pgid: 42 }), t0);
+    state.apply(&a, 1, job(JobEvent::StepStarted { step: step(1) }), t0);
     state.apply(
         &a,
+        1,
         job(JobEvent::StepExited {
             step: step(1),
             code: 0,
@@ -56,11 +65,13 @@ fn a_failing_step_fails_the_job_and_skips_the_rest() {
     );
     state.apply(
         &a,
+        1,
         job(JobEvent::StepStarted { step: step(2) }),
         t0 + Duration::from_millis(5),
     );
     state.apply(
         &a,
+        1,
         job(JobEvent::StepExited {
             step: step(2),
             code: 2,
@@ -69,6 +80,7 @@ fn a_failing_step_fails_the_job_and_skips_the_rest() {
     );
     state.apply(
         &a,
+        1,
         job(JobEvent::Ended {
             exit: ExitInfo::Code(2),
         }),
@@ -103,14 +115,15 @@ fn a_failing_step_fails_the_job_and_skips_the_rest() {
 #[test]
 fn a_shell_that_dies_mid_step_blames_that_step() {
     let plan = plan(THREE_STEPS);
-    let mut state = State::new(&plan, &all(&plan));
+    let mut state = State::new(&plan, &all(&plan), Mode::Run);
     state.begin();
     let (a, now) = (id("a"), Instant::now());
-    state.apply(&a, job(JobEvent::Spawned { pid: 7, pgid: 7 }), now);
-    state.apply(&a, job(JobEvent::StepStarted { step: step(1) }), now);
+    state.apply(&a, 1, job(JobEvent::Spawned { pid: 7, pgid: 7 }), now);
+    state.apply(&a, 1, job(JobEvent::StepStarted { step: step(1) }), now);
     // `exit 3` inside step 1: no exit marker, the shell's status says it.
     state.apply(
         &a,
+        1,
         job(JobEvent::Ended {
             exit: ExitInfo::Code(3),
         }),
@@ -140,11 +153,11 @@ fn a_signal_death_is_killed_and_an_unknown_end_is_never_success() {
         (ExitInfo::Unknown, StepStatus::Failed(ExitInfo::Unknown)),
     ] {
         let plan = plan(THREE_STEPS);
-        let mut state = State::new(&plan, &all(&plan));
+        let mut state = State::new(&plan, &all(&plan), Mode::Run);
         state.begin();
         let (a, now) = (id("a"), Instant::now());
-        state.apply(&a, job(JobEvent::StepStarted { step: step(1) }), now);
-        state.apply(&a, job(JobEvent::Ended { exit }), now);
+        state.apply(&a, 1, job(JobEvent::StepStarted { step: step(1) }), now);
+        state.apply(&a, 1, job(JobEvent::Ended { exit }), now);
         let instance = state.instance(&a).expect("instance");
         assert_eq!(instance.steps[0].status, expected);
         assert!(!matches!(instance.phase, Phase::Done(Outcome::Ok)));
@@ -157,8 +170,8 @@ fn a_job_waits_for_what_it_comes_after_and_starts_when_it_is_ready() {
         "[jobs.db]\nhost = \"local\"\nsteps = [\"x\"]\nready = { log = \"accepting\" }\n\
          [jobs.app]\nhost = \"local\"\nafter = [\"db\"]\nsteps = [\"y\"]\n",
     );
-    let mut state = State::new(&plan, &all(&plan));
-    assert_eq!(state.begin(), [Effect::Start(id("db"))]);
+    let mut state = State::new(&plan, &all(&plan), Mode::Run);
+    assert_eq!(state.begin(), [start("db")]);
     let app = state.instance(&id("app")).expect("app");
     assert_eq!(app.phase, Phase::Waiting(vec![id("db").job]));
     let now = Instant::now();
@@ -170,10 +183,10 @@ fn a_job_waits_for_what_it_comes_after_and_starts_when_it_is_ready() {
             cut: LineCut::Whole,
         })
     };
-    assert!(state.apply(&id("db"), line("starting"), now).is_empty());
+    assert!(state.apply(&id("db"), 1, line("starting"), now).is_empty());
     assert_eq!(
-        state.apply(&id("db"), line("accepting connections"), now),
-        [Effect::Start(id("app"))]
+        state.apply(&id("db"), 1, line("accepting connections"), now),
+        [start("app")]
     );
 }
 
@@ -183,10 +196,11 @@ fn a_dependency_that_fails_leaves_its_dependents_unstarted_with_the_reason() {
         "[jobs.db]\nhost = \"local\"\nsteps = [\"x\"]\n\
          [jobs.app]\nhost = \"local\"\nafter = [\"db\"]\nsteps = [\"y\"]\n",
     );
-    let mut state = State::new(&plan, &all(&plan));
+    let mut state = State::new(&plan, &all(&plan), Mode::Run);
     state.begin();
     let effects = state.apply(
         &id("db"),
+        1,
         Event::Unreachable("no route".into()),
         Instant::now(),
     );
@@ -203,19 +217,20 @@ fn a_dependency_that_fails_leaves_its_dependents_unstarted_with_the_reason() {
 fn a_stop_for_a_timeout_fails_the_job_and_a_ctrl_c_only_stops_it() {
     for (counts_as_failure, failed) in [(true, true), (false, false)] {
         let plan = plan(THREE_STEPS);
-        let mut state = State::new(&plan, &all(&plan));
+        let mut state = State::new(&plan, &all(&plan), Mode::Run);
         state.begin();
         let (a, now) = (id("a"), Instant::now());
-        state.apply(&a, job(JobEvent::Spawned { pid: 9, pgid: 9 }), now);
-        state.apply(&a, job(JobEvent::StepStarted { step: step(1) }), now);
-        let stop = Event::StopRequested {
+        state.apply(&a, 1, job(JobEvent::Spawned { pid: 9, pgid: 9 }), now);
+        state.apply(&a, 1, job(JobEvent::StepStarted { step: step(1) }), now);
+        let stop = Event::Stop {
             reason: "why".into(),
             counts_as_failure,
         };
-        state.apply(&a, stop, now);
+        state.apply(&a, 1, stop, now);
         assert!(state.instance(&a).is_some_and(Instance::stop_requested));
         state.apply(
             &a,
+            1,
             job(JobEvent::Ended {
                 exit: ExitInfo::Signal("TERM".into()),
             }),
@@ -240,25 +255,27 @@ fn a_stop_for_a_timeout_fails_the_job_and_a_ctrl_c_only_stops_it() {
 #[test]
 fn a_job_that_finishes_as_it_is_being_stopped_still_counts_as_ok() {
     let plan = plan("[jobs.a]\nhost = \"local\"\nsteps = [\"one\"]\n");
-    let mut state = State::new(&plan, &all(&plan));
+    let mut state = State::new(&plan, &all(&plan), Mode::Run);
     state.begin();
     let (a, now) = (id("a"), Instant::now());
-    state.apply(&a, job(JobEvent::StepStarted { step: step(1) }), now);
+    state.apply(&a, 1, job(JobEvent::StepStarted { step: step(1) }), now);
     state.apply(
         &a,
+        1,
         job(JobEvent::StepExited {
             step: step(1),
             code: 0,
         }),
         now,
     );
-    let stop = Event::StopRequested {
+    let stop = Event::Stop {
         reason: "timed out".into(),
         counts_as_failure: true,
     };
-    state.apply(&a, stop, now);
+    state.apply(&a, 1, stop, now);
     state.apply(
         &a,
+        1,
         job(JobEvent::Ended {
             exit: ExitInfo::Code(0),
         }),
@@ -267,5 +284,525 @@ fn a_job_that_finishes_as_it_is_being_stopped_still_counts_as_ok() {
     assert_eq!(
         state.instance(&a).map(|i| &i.phase),
         Some(&Phase::Done(Outcome::Ok))
+    );
+}
+
+// ---- zap up: policies, backoff, dependencies, stop order ----
+
+fn up(jobs: &str) -> (Plan, State) {
+    let plan = plan(jobs);
+    let state = State::new(&plan, &all(&plan), Mode::Up);
+    (plan, state)
+}
+
+/// Runs instance `name`'s current generation to an end with `code`.
+fn run_to_end(state: &mut State, name: &str, code: i32, at: Instant) -> Vec<Effect> {
+    let a = id(name);
+    let generation = state.instance(&a).expect("instance").generation;
+    state.apply(
+        &a,
+        generation,
+        job(JobEvent::Spawned {
+            pid: 100,
+            pgid: 100,
+        }),
+        at,
+    );
+    state.apply(
+        &a,
+        generation,
+        job(JobEvent::StepStarted { step: step(1) }),
+        at,
+    );
+    state.apply(
+        &a,
+        generation,
+        job(JobEvent::StepExited {
+            step: step(1),
+            code,
+        }),
+        at,
+    );
+    state.apply(
+        &a,
+        generation,
+        job(JobEvent::Ended {
+            exit: ExitInfo::Code(code),
+        }),
+        at,
+    )
+}
+
+fn wakes(effects: &[Effect]) -> Vec<(Duration, Wake)> {
+    effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Wake { after, why, .. } => Some((*after, *why)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn wake_now(state: &mut State, name: &str, why: Wake, at: Instant) -> Vec<Effect> {
+    let generation = state.instance(&id(name)).expect("instance").generation;
+    state.apply(&id(name), generation, Event::Wake(why), at)
+}
+
+const FLAKY: &str = "[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\nrestart = \"on-failure\"\n\
+                     backoff = { initial = \"1s\", max = \"4s\" }\n";
+
+#[test]
+fn on_failure_restarts_with_doubling_capped_backoff() {
+    let (_, mut state) = up(FLAKY);
+    state.begin();
+    let mut now = Instant::now();
+    let mut delays = Vec::new();
+    for _ in 0..4 {
+        let effects = run_to_end(&mut state, "a", 1, now);
+        let (delay, why) = wakes(&effects)[0];
+        assert_eq!(why, Wake::BackoffOver);
+        delays.push(delay.as_secs());
+        assert!(matches!(
+            state.instance(&id("a")).map(|i| &i.phase),
+            Some(Phase::Backoff { .. })
+        ));
+        now += delay;
+        let effects = wake_now(&mut state, "a", Wake::BackoffOver, now);
+        assert!(matches!(effects[0], Effect::Start { .. }), "{effects:?}");
+    }
+    assert_eq!(delays, [1, 2, 4, 4]);
+    assert_eq!(state.instance(&id("a")).map(|i| i.restarts), Some(4));
+}
+
+#[test]
+fn the_last_exit_stays_visible_but_is_not_the_current_state() {
+    let (_, mut state) = up(FLAKY);
+    state.begin();
+    let now = Instant::now();
+    run_to_end(&mut state, "a", 3, now);
+    wake_now(
+        &mut state,
+        "a",
+        Wake::BackoffOver,
+        now + Duration::from_secs(1),
+    );
+    let a = id("a");
+    let generation = state.instance(&a).expect("a").generation;
+    state.apply(
+        &a,
+        generation,
+        job(JobEvent::Spawned { pid: 5, pgid: 5 }),
+        now,
+    );
+    let instance = state.instance(&a).expect("a");
+    assert_eq!(instance.phase, Phase::Running);
+    assert_eq!(
+        instance.last_run,
+        Some(LastRun {
+            step: Some(step(1)),
+            exit: ExitInfo::Code(3)
+        })
+    );
+    assert!(
+        instance
+            .steps
+            .iter()
+            .all(|step| step.status == StepStatus::Pending)
+    );
+}
+
+#[test]
+fn a_job_that_stayed_up_a_minute_starts_its_backoff_over() {
+    let (_, mut state) = up(FLAKY);
+    state.begin();
+    let mut now = Instant::now();
+    for _ in 0..3 {
+        run_to_end(&mut state, "a", 1, now);
+        now += Duration::from_secs(5);
+        wake_now(&mut state, "a", Wake::BackoffOver, now);
+    }
+    let a = id("a");
+    let generation = state.instance(&a).expect("a").generation;
+    state.apply(
+        &a,
+        generation,
+        job(JobEvent::Spawned { pid: 1, pgid: 1 }),
+        now,
+    );
+    now += BACKOFF_RESET_AFTER;
+    let effects = state.apply(
+        &a,
+        generation,
+        job(JobEvent::Ended {
+            exit: ExitInfo::Code(1),
+        }),
+        now,
+    );
+    assert_eq!(wakes(&effects)[0].0, Duration::from_secs(1));
+}
+
+#[test]
+fn max_restarts_then_failed_with_the_reason() {
+    let (_, mut state) = up(&format!("{FLAKY}max_restarts = 2\n"));
+    state.begin();
+    let mut now = Instant::now();
+    for _ in 0..2 {
+        run_to_end(&mut state, "a", 1, now);
+        now += Duration::from_secs(10);
+        wake_now(&mut state, "a", Wake::BackoffOver, now);
+    }
+    let effects = run_to_end(&mut state, "a", 1, now);
+    assert!(effects.is_empty(), "{effects:?}");
+    match &state.instance(&id("a")).expect("a").phase {
+        Phase::Done(Outcome::Failed {
+            reason: Some(reason),
+            ..
+        }) => {
+            assert_eq!(reason, "gave up after 2 restarts (max_restarts)");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn policies_never_and_always() {
+    let (_, mut state) = up("[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\n");
+    state.begin();
+    run_to_end(&mut state, "a", 1, Instant::now());
+    assert!(matches!(
+        state.instance(&id("a")).map(|i| &i.phase),
+        Some(Phase::Done(Outcome::Failed { .. }))
+    ));
+
+    let (_, mut state) = up("[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\nrestart = \"always\"\n");
+    state.begin();
+    let effects = run_to_end(&mut state, "a", 0, Instant::now());
+    assert_eq!(
+        wakes(&effects)[0].1,
+        Wake::BackoffOver,
+        "a clean exit restarts too"
+    );
+
+    let (_, mut state) =
+        up("[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\nrestart = \"on-failure\"\n");
+    state.begin();
+    let effects = run_to_end(&mut state, "a", 0, Instant::now());
+    assert!(effects.is_empty());
+    assert_eq!(
+        state.instance(&id("a")).map(|i| &i.phase),
+        Some(&Phase::Done(Outcome::Ok))
+    );
+}
+
+#[test]
+fn restart_on_output_stops_the_group_and_starts_again_without_backoff() {
+    let (_, mut state) = up("[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\n");
+    state.begin();
+    let (a, now) = (id("a"), Instant::now());
+    state.apply(&a, 1, job(JobEvent::Spawned { pid: 77, pgid: 77 }), now);
+    let line = job(JobEvent::Line {
+        stream: Stream::Stdout,
+        step: Some(step(1)),
+        text: "config changed %restart".into(),
+        cut: LineCut::Whole,
+    });
+    let effects = state.apply(&a, 1, line, now);
+    assert!(effects.contains(&Effect::Signal {
+        id: a.clone(),
+        pgid: 77,
+        signal: Signal::Term
+    }));
+    assert_eq!(
+        wakes(&effects),
+        [(Duration::from_secs(10), Wake::StopGraceOver)]
+    );
+    let effects = state.apply(
+        &a,
+        1,
+        job(JobEvent::Ended {
+            exit: ExitInfo::Signal("TERM".into()),
+        }),
+        now,
+    );
+    assert_eq!(
+        effects,
+        [Effect::Start {
+            id: a.clone(),
+            generation: 2
+        }]
+    );
+    assert_eq!(state.instance(&a).map(|i| i.restarts), Some(1));
+}
+
+#[test]
+fn a_stop_that_is_ignored_ends_in_kill_after_the_grace() {
+    let (_, mut state) = up(
+        "[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\nstop = { signal = \"INT\", timeout = \"3s\" }\n",
+    );
+    state.begin();
+    let (a, now) = (id("a"), Instant::now());
+    state.apply(&a, 1, job(JobEvent::Spawned { pid: 8, pgid: 8 }), now);
+    let stop = Event::Stop {
+        reason: "zap stop".into(),
+        counts_as_failure: false,
+    };
+    let effects = state.apply(&a, 1, stop, now);
+    assert!(effects.contains(&Effect::Signal {
+        id: a.clone(),
+        pgid: 8,
+        signal: Signal::Int
+    }));
+    assert_eq!(
+        wakes(&effects),
+        [(Duration::from_secs(3), Wake::StopGraceOver)]
+    );
+    let effects = wake_now(
+        &mut state,
+        "a",
+        Wake::StopGraceOver,
+        now + Duration::from_secs(3),
+    );
+    assert_eq!(
+        effects,
+        [Effect::Signal {
+            id: a.clone(),
+            pgid: 8,
+            signal: Signal::Kill
+        }]
+    );
+    state.apply(
+        &a,
+        1,
+        job(JobEvent::Ended {
+            exit: ExitInfo::Signal("KILL".into()),
+        }),
+        now,
+    );
+    assert_eq!(
+        state.instance(&a).map(|i| &i.phase),
+        Some(&Phase::Done(Outcome::Stopped("zap stop".into())))
+    );
+}
+
+#[test]
+fn restart_every_schedules_a_restart() {
+    let (_, mut state) =
+        up("[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\nrestart_every = \"12h\"\n");
+    state.begin();
+    let (a, now) = (id("a"), Instant::now());
+    let effects = state.apply(&a, 1, job(JobEvent::Spawned { pid: 9, pgid: 9 }), now);
+    assert_eq!(
+        wakes(&effects),
+        [(Duration::from_secs(12 * 3600), Wake::ScheduledRestart)]
+    );
+    let effects = wake_now(&mut state, "a", Wake::ScheduledRestart, now);
+    assert!(effects.contains(&Effect::Signal {
+        id: a.clone(),
+        pgid: 9,
+        signal: Signal::Term
+    }));
+}
+
+#[test]
+fn events_of_an_older_run_are_ignored() {
+    let (_, mut state) = up(FLAKY);
+    state.begin();
+    let now = Instant::now();
+    run_to_end(&mut state, "a", 1, now);
+    wake_now(
+        &mut state,
+        "a",
+        Wake::BackoffOver,
+        now + Duration::from_secs(1),
+    );
+    let a = id("a");
+    // A late line or timer from run 1 while run 2 starts.
+    let effects = state.apply(&a, 1, Event::Wake(Wake::StopGraceOver), now);
+    assert!(effects.is_empty());
+    state.apply(
+        &a,
+        1,
+        job(JobEvent::Ended {
+            exit: ExitInfo::Code(9),
+        }),
+        now,
+    );
+    assert_eq!(state.instance(&a).map(|i| &i.phase), Some(&Phase::Starting));
+}
+
+const DB_AND_APP: &str = "[jobs.db]\nhost = \"local\"\nsteps = [\"x\"]\nready = { log = \"ready\" }\n\
+                          restart = \"on-failure\"\n\
+                          [jobs.app]\nhost = \"local\"\nafter = [\"db\"]\nsteps = [\"y\"]\n";
+
+fn say(state: &mut State, name: &str, text: &str) -> Vec<Effect> {
+    let generation = state.instance(&id(name)).expect("instance").generation;
+    let line = job(JobEvent::Line {
+        stream: Stream::Stdout,
+        step: Some(step(1)),
+        text: text.into(),
+        cut: LineCut::Whole,
+    });
+    state.apply(&id(name), generation, line, Instant::now())
+}
+
+#[test]
+fn a_failed_dependency_leaves_dependents_waiting_with_the_reason() {
+    let (_, mut state) = up(DB_AND_APP);
+    state.begin();
+    run_to_end(&mut state, "db", 1, Instant::now());
+    let app = state.instance(&id("app")).expect("app");
+    assert!(matches!(app.phase, Phase::Waiting(_)));
+    assert_eq!(
+        app.reason.as_deref(),
+        Some("waiting for web.db, which is restarting")
+    );
+}
+
+#[test]
+fn a_dependency_restarting_does_not_touch_its_running_dependents() {
+    let (_, mut state) = up(DB_AND_APP);
+    state.begin();
+    let now = Instant::now();
+    state.apply(
+        &id("db"),
+        1,
+        job(JobEvent::Spawned { pid: 1, pgid: 1 }),
+        now,
+    );
+    let effects = say(&mut state, "db", "ready");
+    assert_eq!(
+        effects,
+        [Effect::Start {
+            id: id("app"),
+            generation: 1
+        }]
+    );
+    state.apply(
+        &id("app"),
+        1,
+        job(JobEvent::Spawned { pid: 2, pgid: 2 }),
+        now,
+    );
+    let effects = state.apply(
+        &id("db"),
+        1,
+        job(JobEvent::Ended {
+            exit: ExitInfo::Code(1),
+        }),
+        now,
+    );
+    assert!(
+        effects
+            .iter()
+            .all(|effect| !matches!(effect, Effect::Signal { .. })),
+        "{effects:?}"
+    );
+    assert_eq!(
+        state.instance(&id("app")).map(|i| &i.phase),
+        Some(&Phase::Running)
+    );
+}
+
+#[test]
+fn shutting_down_stops_dependents_before_what_they_depend_on() {
+    let (_, mut state) = up(DB_AND_APP);
+    state.begin();
+    let now = Instant::now();
+    state.apply(
+        &id("db"),
+        1,
+        job(JobEvent::Spawned { pid: 1, pgid: 1 }),
+        now,
+    );
+    say(&mut state, "db", "ready");
+    state.apply(
+        &id("app"),
+        1,
+        job(JobEvent::Spawned { pid: 2, pgid: 2 }),
+        now,
+    );
+    let effects = state.shut_down("stopped by Ctrl+C", false, now);
+    let signalled: Vec<u32> = effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Signal { pgid, .. } => Some(*pgid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(signalled, [2], "only the dependent first");
+    let effects = state.apply(
+        &id("app"),
+        1,
+        job(JobEvent::Ended {
+            exit: ExitInfo::Signal("TERM".into()),
+        }),
+        now,
+    );
+    assert!(effects.contains(&Effect::Signal {
+        id: id("db"),
+        pgid: 1,
+        signal: Signal::Term
+    }));
+    assert!(!state.all_done());
+    state.apply(
+        &id("db"),
+        1,
+        job(JobEvent::Ended {
+            exit: ExitInfo::Signal("TERM".into()),
+        }),
+        now,
+    );
+    assert!(state.all_done());
+    assert_eq!(
+        state.instance(&id("db")).map(|i| &i.phase),
+        Some(&Phase::Done(Outcome::Stopped("stopped by Ctrl+C".into())))
+    );
+}
+
+#[test]
+fn a_lost_host_makes_its_jobs_lost_until_it_is_back() {
+    let (_, mut state) = up("[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\n");
+    state.begin();
+    let (a, now) = (id("a"), Instant::now());
+    state.apply(&a, 1, job(JobEvent::Spawned { pid: 3, pgid: 3 }), now);
+    state.apply(&a, 1, Event::HostLost("keepalive timeout".into()), now);
+    let instance = state.instance(&a).expect("a");
+    assert_eq!(instance.phase, Phase::Lost);
+    assert_eq!(instance.reason.as_deref(), Some("keepalive timeout"));
+    let effects = state.apply(&a, 1, Event::HostBack, now);
+    assert_eq!(
+        effects,
+        [Effect::Start {
+            id: a.clone(),
+            generation: 2
+        }]
+    );
+}
+
+#[test]
+fn a_probe_decides_readiness_and_is_retried_until_it_passes() {
+    let (_, mut state) = up(
+        "[jobs.web]\nhost = \"local\"\nsteps = [\"x\"]\nready = { probe = \"curl -fs localhost\", every = \"2s\" }\n\
+         [jobs.check]\nhost = \"local\"\nafter = [\"web\"]\nsteps = [\"y\"]\n",
+    );
+    state.begin();
+    let (web, now) = (id("web"), Instant::now());
+    let effects = state.apply(&web, 1, job(JobEvent::Spawned { pid: 4, pgid: 4 }), now);
+    assert!(effects.contains(&Effect::Probe {
+        id: web.clone(),
+        generation: 1,
+        command: "curl -fs localhost".into()
+    }));
+    let effects = state.apply(&web, 1, Event::ProbeDone(false), now);
+    assert_eq!(wakes(&effects), [(Duration::from_secs(2), Wake::Probe)]);
+    let effects = wake_now(&mut state, "web", Wake::Probe, now);
+    assert!(matches!(effects[0], Effect::Probe { .. }));
+    let effects = state.apply(&web, 1, Event::ProbeDone(true), now);
+    assert_eq!(
+        effects,
+        [Effect::Start {
+            id: id("check"),
+            generation: 1
+        }]
     );
 }

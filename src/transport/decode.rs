@@ -94,7 +94,8 @@ impl Decoder {
     }
 
     /// Appends the events `chunk` completes to `out`. Chunks after `Exit` are
-    /// ignored.
+    /// ignored. `Lost` ends the output like an exit nobody reported
+    /// (`ExitInfo::Unknown`); the consumer, which saw the chunk, says why.
     pub fn feed(&mut self, chunk: Chunk, out: &mut Vec<JobEvent>) {
         if self.ended {
             return;
@@ -109,7 +110,11 @@ impl Decoder {
                 self.stderr.push(&bytes, &self.prefix, &mut fresh);
                 self.hold_or_pass(fresh, out);
             }
-            Chunk::Exit(exit) => {
+            Chunk::Exit(_) | Chunk::Lost(_) => {
+                let exit = match chunk {
+                    Chunk::Exit(exit) => exit,
+                    _ => ExitInfo::Unknown,
+                };
                 self.stdout.finish(&mut fresh);
                 self.release_after_starts(fresh, out);
                 let mut fresh = Vec::new();

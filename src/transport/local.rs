@@ -170,6 +170,7 @@ mod tests {
                 Chunk::Stdout(bytes) => out.extend(bytes),
                 Chunk::Stderr(bytes) => err.extend(bytes),
                 Chunk::Exit(exit) => return (out, err, exit),
+                Chunk::Lost(reason) => panic!("a local job cannot be lost: {reason}"),
             }
         }
     }

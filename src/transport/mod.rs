@@ -15,13 +15,16 @@ use thiserror::Error;
 use crate::model::ExitInfo;
 
 /// Raw output of one running job shell, in the order the transport saw it.
-/// `Exit` is always the last chunk sent for a job.
+/// `Exit` or `Lost` is always the last chunk sent for a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Chunk {
     Stdout(Vec<u8>),
     Stderr(Vec<u8>),
     /// The shell is gone and its output is fully read.
     Exit(ExitInfo),
+    /// The connection to the host died: how the shell fares is unknown (it
+    /// may still run there). Decoded like `Exit(ExitInfo::Unknown)`.
+    Lost(String),
 }
 
 /// How many chunks may wait for the reader before a flooding job is slowed

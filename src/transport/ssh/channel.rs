@@ -183,7 +183,15 @@ pub async fn pump(
             }
         }
         if consumer {
-            let _ = tx.send(Chunk::Exit(reading.exit())).await;
+            let exit = reading.exit();
+            // No exit status and a dead connection: the host went away under
+            // the job, which may still be running there.
+            let last = if exit == ExitInfo::Unknown && lease.connection().is_closed() {
+                Chunk::Lost(lease.connection().lost_reason())
+            } else {
+                Chunk::Exit(exit)
+            };
+            let _ = tx.send(last).await;
         }
     };
     tokio::join!(feed, drain);

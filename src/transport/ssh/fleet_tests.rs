@@ -45,24 +45,31 @@ struct Ran {
     stdout: String,
     stderr: String,
     exit: ExitInfo,
+    /// The connection died under the command (`Chunk::Lost`).
+    lost: Option<String>,
 }
 
 async fn run(pool: &SshHostPool, command: &str, stdin: &[u8]) -> Result<Ran, TransportError> {
     let (tx, mut rx) = mpsc::channel(CHUNK_QUEUE);
     pool.start(command, stdin.to_vec(), tx).await?;
-    let (mut stdout, mut stderr, mut exit) = (Vec::new(), Vec::new(), None);
+    let (mut stdout, mut stderr, mut exit, mut lost) = (Vec::new(), Vec::new(), None, None);
     while let Some(chunk) = rx.recv().await {
         assert!(exit.is_none(), "a chunk came after Exit: {chunk:?}");
         match chunk {
             Chunk::Stdout(data) => stdout.extend(data),
             Chunk::Stderr(data) => stderr.extend(data),
             Chunk::Exit(info) => exit = Some(info),
+            Chunk::Lost(reason) => {
+                exit = Some(ExitInfo::Unknown);
+                lost = Some(reason);
+            }
         }
     }
     Ok(Ran {
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        exit: exit.expect("the pump always ends with Exit"),
+        exit: exit.expect("the pump always ends with Exit or Lost"),
+        lost,
     })
 }
 
@@ -162,6 +169,7 @@ async fn a_flood_reaches_a_slow_reader_whole_while_other_jobs_run() {
                 Chunk::Stdout(data) => bytes += data.len(),
                 Chunk::Stderr(data) => assert_eq!(data, b"end\n"),
                 Chunk::Exit(info) => exit = Some(info),
+                Chunk::Lost(reason) => panic!("connection lost: {reason}"),
             }
             chunks += 1;
             if chunks % 8 == 0 {
@@ -189,6 +197,7 @@ async fn a_dead_connection_is_replaced() {
     // $PPID is the sshd process serving this connection.
     let ran = run(&n2, "kill -9 $PPID", b"").await.expect(FLEET);
     assert_eq!(ran.exit, ExitInfo::Unknown);
+    assert!(ran.lost.is_some(), "a dead connection is reported as lost");
     let ran = run(&n2, "echo again", b"").await.expect("reconnects");
     assert_eq!(ran.stdout, "again\n");
     assert_eq!(n2.connections_made(), 2);

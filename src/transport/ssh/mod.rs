@@ -190,6 +190,12 @@ impl SshHostPool {
                 Chunk::Stdout(data) => (&mut stdout, data),
                 Chunk::Stderr(data) => (&mut stderr, data),
                 Chunk::Exit(exit) => return Ok((exit, stdout, stderr)),
+                Chunk::Lost(reason) => {
+                    return Err(TransportError::Lost {
+                        address: self.address(),
+                        reason,
+                    });
+                }
             };
             let room = CAPTURE_LIMIT.saturating_sub(buffer.len());
             buffer.extend_from_slice(data.get(..room.min(data.len())).unwrap_or_default());

@@ -1,0 +1,410 @@
+//! The one thread that appends every instance's lines to its log file, and
+//! the [`LogWriter`] handle through which the async side hands it lines.
+//!
+//! File I/O blocks, so it never runs on the runtime: `append` only puts the
+//! line in a bounded queue. The thread writes through a buffer per file and
+//! flushes once no line has come for [`IDLE`], and at least every
+//! [`FLUSH_EVERY`] while lines keep coming, so a burst costs few system
+//! calls and a quiet job's last line is on disk at once.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use super::{LogLine, files, record};
+use crate::model::InstanceId;
+
+/// How many lines may wait for the writer before `append` blocks.
+const QUEUE_LINES: usize = 1024;
+
+/// The longest a written line waits in a buffer while lines keep coming.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
+/// A pause this long in the lines means a quiet moment: time to flush.
+const IDLE: Duration = Duration::from_millis(10);
+
+/// How long a file that failed is left alone before it is tried again (a
+/// full disk may get space back). Lines for it meanwhile are counted, and
+/// the count written once it works again.
+const RETRY_AFTER: Duration = if cfg!(test) {
+    Duration::from_millis(50)
+} else {
+    Duration::from_secs(5)
+};
+
+/// When a log file is rotated, and how many files an instance keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    /// A file is rotated before the line that would take it past this size
+    /// (a single longer line still gets a file of its own).
+    pub max_bytes: u64,
+    /// How many files an instance keeps, the current one included: its
+    /// output on disk is at most about `keep × max_bytes`. At least 1.
+    pub keep: usize,
+}
+
+impl Default for Rotation {
+    fn default() -> Rotation {
+        Rotation {
+            max_bytes: 10 * 1024 * 1024,
+            keep: 5,
+        }
+    }
+}
+
+/// A log file that could not be written. Reported once per file; its lines
+/// are lost until writing works again (then the file says how many).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the log {}: {source}", path.display())]
+pub struct LogError {
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+/// A handle to the log writer thread; clones share the thread.
+///
+/// Lines of one instance must be appended through one handle (one task) to
+/// stay in order, as they are then.
+#[derive(Debug, Clone)]
+pub struct LogWriter {
+    queue: SyncSender<Msg>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    root: PathBuf,
+    /// Taken by whichever clone stops the writer. A std mutex: it is only
+    /// locked in `flush_and_stop`, which blocks anyway.
+    thread: Mutex<Option<JoinHandle<Vec<LogError>>>>,
+}
+
+enum Msg {
+    Line(InstanceId, LogLine),
+    Stop,
+    /// Keeps the thread busy, as a slow disk would.
+    #[cfg(test)]
+    Stall(Duration),
+}
+
+impl LogWriter {
+    /// Starts the writer for the log directory `root` (see
+    /// [`logs_dir`](super::logs_dir)), with the default rotation. Errors are
+    /// returned by [`LogWriter::flush_and_stop`].
+    pub fn start(root: PathBuf) -> io::Result<LogWriter> {
+        LogWriter::start_with(root, Rotation::default(), |_| {})
+    }
+
+    /// Starts the writer; `on_error` hears of each failing file as soon as
+    /// it fails (on the writer thread: it should only pass the news on).
+    /// The directory is created when the first line comes.
+    pub fn start_with(
+        root: PathBuf,
+        rotation: Rotation,
+        on_error: impl FnMut(&LogError) + Send + 'static,
+    ) -> io::Result<LogWriter> {
+        let (queue, lines) = sync_channel(QUEUE_LINES);
+        let worker = Worker {
+            root: root.clone(),
+            rotation,
+            on_error: Box::new(on_error),
+            index: HashMap::new(),
+            sinks: Vec::new(),
+            dirty: Vec::new(),
+            dirty_since: Instant::now(),
+            errors: Vec::new(),
+            record: String::new(),
+        };
+        let thread = thread::Builder::new()
+            .name("zap-logs".to_owned())
+            .spawn(move || worker.run(lines))?;
+        Ok(LogWriter {
+            queue,
+            shared: Arc::new(Shared {
+                root,
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    /// Hands `line` to the writer for `id`'s file. Returns at once unless
+    /// [`QUEUE_LINES`] lines are waiting already: then it blocks until there
+    /// is room. That is the back-pressure: output faster than the disk slows
+    /// its reader down instead of being lost or piling up in memory.
+    ///
+    /// Lines appended after [`LogWriter::flush_and_stop`] are not written.
+    pub fn append(&self, id: &InstanceId, line: LogLine) {
+        // Fails only when stopped, as documented.
+        let _ = self.queue.send(Msg::Line(id.clone(), line));
+    }
+
+    /// Writes every line appended before, closes the files and ends the
+    /// thread; blocks until then. Returns the error of each file that
+    /// failed during the whole run (also given to `on_error`).
+    pub fn flush_and_stop(self) -> Vec<LogError> {
+        // Fails only if the thread is gone already; joining tells.
+        let _ = self.queue.send(Msg::Stop);
+        let thread = match self.shared.thread.lock() {
+            Ok(mut thread) => thread.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        match thread.map(JoinHandle::join) {
+            None => Vec::new(),
+            Some(Ok(errors)) => errors,
+            Some(Err(_)) => vec![LogError {
+                path: self.shared.root.clone(),
+                source: io::Error::other("the log writer thread panicked"),
+            }],
+        }
+    }
+
+    #[cfg(test)]
+    fn stall(&self, time: Duration) {
+        let _ = self.queue.send(Msg::Stall(time));
+    }
+}
+
+/// The writer thread's state.
+struct Worker {
+    root: PathBuf,
+    rotation: Rotation,
+    on_error: Box<dyn FnMut(&LogError) + Send>,
+    /// Where each instance's file is in `sinks`.
+    index: HashMap<InstanceId, usize>,
+    sinks: Vec<Sink>,
+    /// The sinks written to since the last flush.
+    dirty: Vec<usize>,
+    /// When the first of them was.
+    dirty_since: Instant,
+    errors: Vec<LogError>,
+    /// The record being written, reused so a line costs no allocation here.
+    record: String,
+}
+
+impl Worker {
+    fn run(mut self, lines: Receiver<Msg>) -> Vec<LogError> {
+        loop {
+            let msg = if self.dirty.is_empty() {
+                match lines.recv() {
+                    Ok(msg) => msg,
+                    Err(_) => break,
+                }
+            } else {
+                match lines.recv_timeout(IDLE) {
+                    Ok(msg) => msg,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.flush_all();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            };
+            match msg {
+                Msg::Line(id, line) => self.write(id, &line),
+                Msg::Stop => break,
+                #[cfg(test)]
+                Msg::Stall(time) => thread::sleep(time),
+            }
+            if !self.dirty.is_empty() && self.dirty_since.elapsed() >= FLUSH_EVERY {
+                self.flush_all();
+            }
+        }
+        self.flush_all();
+        self.errors
+    }
+
+    fn write(&mut self, id: InstanceId, line: &LogLine) {
+        let at = match self.index.get(&id) {
+            Some(&at) => at,
+            None => {
+                let at = self.sinks.len();
+                self.sinks.push(Sink::new(files::log_path(&self.root, &id)));
+                self.index.insert(id, at);
+                at
+            }
+        };
+        self.record.clear();
+        record::encode(line, &mut self.record);
+        let sink = &mut self.sinks[at];
+        match sink.write(&self.root, self.record.as_bytes(), self.rotation) {
+            Ok(()) if !sink.dirty => {
+                sink.dirty = true;
+                if self.dirty.is_empty() {
+                    self.dirty_since = Instant::now();
+                }
+                self.dirty.push(at);
+            }
+            Ok(()) => {}
+            Err(error) => self.fail(at, error, 1),
+        }
+    }
+
+    fn flush_all(&mut self) {
+        while let Some(at) = self.dirty.pop() {
+            let sink = &mut self.sinks[at];
+            sink.dirty = false;
+            if let State::Open(file) = &mut sink.state {
+                match file.out.flush() {
+                    Ok(()) => file.unflushed = 0,
+                    Err(error) => self.fail(at, error, 0),
+                }
+            }
+        }
+    }
+
+    /// Marks the sink broken, counting the lines lost with it: `in_hand`
+    /// and those still in its buffer. Reports the first error of each file.
+    fn fail(&mut self, at: usize, source: io::Error, in_hand: u64) {
+        let sink = &mut self.sinks[at];
+        let lost = in_hand
+            + match std::mem::replace(&mut sink.state, State::Closed) {
+                State::Open(file) => {
+                    // Not flushed again on drop: the buffer is what failed.
+                    let _ = file.out.into_parts();
+                    file.unflushed
+                }
+                State::Broken { lost, .. } => lost,
+                State::Closed => 0,
+            };
+        sink.state = State::Broken {
+            since: Instant::now(),
+            lost,
+            why: source.to_string(),
+        };
+        if !sink.reported {
+            sink.reported = true;
+            let error = LogError {
+                path: sink.path.clone(),
+                source,
+            };
+            (self.on_error)(&error);
+            self.errors.push(error);
+        }
+    }
+}
+
+/// One instance's log file.
+struct Sink {
+    path: PathBuf,
+    state: State,
+    /// In the worker's `dirty` list.
+    dirty: bool,
+    /// Its first error was reported; later ones are not.
+    reported: bool,
+}
+
+enum State {
+    /// Not opened yet, or closed for a rotation.
+    Closed,
+    Open(OpenFile),
+    /// Failed; tried again after [`RETRY_AFTER`].
+    Broken {
+        since: Instant,
+        /// Lines not written since it broke (some of those in the buffer
+        /// then may have been).
+        lost: u64,
+        why: String,
+    },
+}
+
+struct OpenFile {
+    out: BufWriter<File>,
+    /// The file's size, including what is in the buffer.
+    len: u64,
+    /// Lines in the buffer.
+    unflushed: u64,
+}
+
+impl Sink {
+    fn new(path: PathBuf) -> Sink {
+        Sink {
+            path,
+            state: State::Closed,
+            dirty: false,
+            reported: false,
+        }
+    }
+
+    /// Writes one record, opening or rotating the file as needed. A broken
+    /// file counts the line as lost until it is time to try again.
+    fn write(&mut self, root: &Path, record: &[u8], rotation: Rotation) -> io::Result<()> {
+        let mut note = None;
+        if let State::Broken { since, lost, why } = &mut self.state {
+            if since.elapsed() < RETRY_AFTER {
+                *lost += 1;
+                return Ok(());
+            }
+            let text = format!("up to {lost} lines of output are missing here: {why}");
+            note = Some(LogLine::zap(None, text));
+        }
+        if !matches!(self.state, State::Open(_)) {
+            self.state = State::Open(OpenFile::open(root, &self.path)?);
+        }
+        if let Some(note) = note {
+            let mut text = String::new();
+            record::encode(&note, &mut text);
+            self.put(root, text.as_bytes(), rotation)?;
+        }
+        self.put(root, record, rotation)
+    }
+
+    fn put(&mut self, root: &Path, record: &[u8], rotation: Rotation) -> io::Result<()> {
+        let size = record.len() as u64;
+        if let State::Open(file) = &mut self.state
+            && file.len > 0
+            && file.len + size > rotation.max_bytes
+        {
+            file.out.flush()?;
+            // Closed before it is renamed.
+            self.state = State::Closed;
+            files::rotate(&self.path, rotation.keep)?;
+            self.state = State::Open(OpenFile::open(root, &self.path)?);
+        }
+        let State::Open(file) = &mut self.state else {
+            return Err(io::Error::other("log file not open"));
+        };
+        file.out.write_all(record)?;
+        file.len += size;
+        file.unflushed += 1;
+        Ok(())
+    }
+}
+
+impl OpenFile {
+    /// Opens `path` to append to it, creating it and `root` if needed. If a
+    /// zap died in the middle of a record, that record is ended first, so
+    /// the next one starts on a line of its own.
+    fn open(root: &Path, path: &Path) -> io::Result<OpenFile> {
+        fs::create_dir_all(root)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(path)?;
+        let mut len = file.metadata()?.len();
+        if len > 0 {
+            let mut last = [0];
+            file.seek(SeekFrom::End(-1))?;
+            file.read_exact(&mut last)?;
+            if last != *b"\n" {
+                file.write_all(b"\n")?;
+                len += 1;
+            }
+        }
+        Ok(OpenFile {
+            out: BufWriter::new(file),
+            len,
+            unflushed: 0,
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "writer_tests.rs"]
+mod tests;

@@ -1,0 +1,73 @@
+//! What `zap status` shows: a pure function of the supervisor's state.
+
+use std::time::Instant;
+
+use crate::control::protocol::{InstanceStatus, LastExit};
+use crate::summary::{format_duration, outcome_text};
+use crate::supervisor::{Instance, Outcome, Phase, State};
+
+/// Every instance, in the order they were selected.
+pub fn snapshot(state: &State, now: Instant) -> Vec<InstanceStatus> {
+    state
+        .instances()
+        .iter()
+        .map(|instance| instance_status(instance, now))
+        .collect()
+}
+
+/// The state's name as `zap status` and the TUI spell it.
+pub fn state_name(instance: &Instance) -> &'static str {
+    match &instance.phase {
+        Phase::Pending => "pending",
+        Phase::Waiting(_) => "waiting",
+        Phase::Starting => "starting",
+        Phase::Running if instance.ready => "ready",
+        Phase::Running => "running",
+        Phase::Stopping => "stopping",
+        Phase::Backoff { .. } => "backoff",
+        Phase::Lost => "lost",
+        Phase::Done(Outcome::Ok) => "exited",
+        Phase::Done(Outcome::Failed { .. } | Outcome::DependencyFailed(_)) => "failed",
+        Phase::Done(Outcome::Unreachable(_)) => "unreachable",
+        Phase::Done(Outcome::Stopped(_)) => "stopped",
+    }
+}
+
+fn instance_status(instance: &Instance, now: Instant) -> InstanceStatus {
+    let step = instance.current_step().or(match &instance.phase {
+        Phase::Done(Outcome::Failed { step, .. }) => *step,
+        _ => None,
+    });
+    let reason = match &instance.phase {
+        Phase::Backoff { until } => Some(format!(
+            "restarting in {}",
+            format_duration(until.saturating_duration_since(now))
+        )),
+        Phase::Done(_) => outcome_text(instance),
+        _ => instance.reason.clone(),
+    };
+    InstanceStatus {
+        system: instance.id.job.system.clone(),
+        job: instance.id.job.job.clone(),
+        host: instance.id.host.0.clone(),
+        state: state_name(instance).to_string(),
+        step: step.map(|step| step.0),
+        step_command: step
+            .and_then(|step| instance.step(step))
+            .map(|step| step.command.clone()),
+        last_exit: instance
+            .last_run
+            .as_ref()
+            .map(|last| LastExit::from(&last.exit)),
+        pid: if instance.is_live() {
+            instance.pid
+        } else {
+            None
+        },
+        restarts: instance.restarts,
+        uptime_s: instance.uptime(now).map(|up| up.as_secs_f64()),
+        reason,
+        cpu_percent: None,
+        rss_bytes: None,
+    }
+}

@@ -1,0 +1,385 @@
+//! The supervisor loop shared by `zap run` and `zap up`: it owns the
+//! [`State`], feeds it events from job tasks, timers, probes, signals and the
+//! control socket, and carries out the effects it returns. Everything slow
+//! (starting shells, signalling, probing, reconnecting) happens in spawned
+//! tasks that report back as events, so the loop never waits on a host.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::instance::{Addressed, RunContext, run_instance};
+use super::state::{Effect, Event, Mode, Phase, State};
+use crate::config::Plan;
+use crate::model::{HostName, InstanceId, Signal};
+use crate::transport::host::Transport;
+
+/// How many events may wait for the supervisor. A job that floods output is
+/// slowed down at its own channel when this fills, never dropped.
+const EVENT_QUEUE: usize = 1024;
+
+/// Reconnect attempts to a host that went away: first after this, doubling.
+const RECONNECT_FIRST: Duration = Duration::from_secs(1);
+/// ... up to this between attempts.
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
+
+/// Whoever shows the supervision as it happens (headless lines, the TUI).
+pub trait Observer {
+    /// Called after `event` was applied to `state`.
+    fn event(&mut self, state: &State, id: &InstanceId, event: &Event);
+    /// Called at the start, and after a change to many instances at once
+    /// (a shutdown): look over every instance.
+    fn overview(&mut self, _state: &State) {}
+    /// A line of zap's own about the whole run (not one job).
+    fn note(&mut self, _text: &str) {}
+    /// Called when no event is waiting: a good moment to flush output.
+    fn idle(&mut self) {}
+}
+
+/// Several observers, each told of every event in turn.
+pub struct Observers<'a>(pub Vec<&'a mut dyn Observer>);
+
+impl Observer for Observers<'_> {
+    fn event(&mut self, state: &State, id: &InstanceId, event: &Event) {
+        for observer in &mut self.0 {
+            observer.event(state, id, event);
+        }
+    }
+
+    fn overview(&mut self, state: &State) {
+        for observer in &mut self.0 {
+            observer.overview(state);
+        }
+    }
+
+    fn note(&mut self, text: &str) {
+        for observer in &mut self.0 {
+            observer.note(text);
+        }
+    }
+
+    fn idle(&mut self) {
+        for observer in &mut self.0 {
+            observer.idle();
+        }
+    }
+}
+
+/// A request from outside the loop (the control socket, the TUI) answered
+/// with the state in hand.
+pub trait Requests {
+    /// Waits for the next request; `None` when there will be no more.
+    fn next(&mut self) -> impl std::future::Future<Output = Option<Request>> + Send;
+}
+
+/// Something the loop is asked to do by a front end.
+pub enum Request {
+    /// Apply `event` to every instance in `targets`.
+    Apply {
+        targets: Vec<InstanceId>,
+        event: Event,
+    },
+    /// Stop everything and end the loop.
+    ShutDown { reason: String },
+    /// Run `f` on the state (e.g. to answer `zap status`).
+    Inspect(Box<dyn FnOnce(&State) + Send>),
+}
+
+impl Requests for mpsc::Receiver<Request> {
+    async fn next(&mut self) -> Option<Request> {
+        self.recv().await
+    }
+}
+
+/// A `Requests` that never has any (`zap run`).
+pub struct NoRequests;
+
+impl Requests for NoRequests {
+    async fn next(&mut self) -> Option<Request> {
+        None
+    }
+}
+
+pub struct Options {
+    /// `zap run --timeout`: stop and fail what still runs after this long.
+    pub timeout: Option<Duration>,
+    /// Marks every job's environment (`ZAP_RUN`) so leftovers of this run
+    /// can be told from processes zap did not start.
+    pub run_id: String,
+}
+
+/// Supervises `state` until it is all done (`zap run`) or shut down
+/// (`zap up`), and returns it.
+pub async fn supervise(
+    plan: &Plan,
+    mut state: State,
+    transports: &BTreeMap<HostName, Transport>,
+    observer: &mut dyn Observer,
+    requests: &mut impl Requests,
+    options: Options,
+) -> State {
+    let (events_tx, mut events) = mpsc::channel::<Addressed>(EVENT_QUEUE);
+    let mut engine = Engine {
+        plan,
+        transports,
+        events_tx,
+        context: RunContext {
+            run_id: options.run_id.clone(),
+        },
+        reconnecting: BTreeSet::new(),
+        pgids: BTreeMap::new(),
+    };
+    let effects = state.begin();
+    observer.overview(&state);
+    engine.carry_out(effects);
+    let deadline = options
+        .timeout
+        .map(|timeout| (Instant::now() + timeout, timeout));
+    let mut timed_out = false;
+    let mut interrupts = 0u32;
+    let mut requests_open = true;
+    let mut stop_signals = StopSignals::new();
+    while !state.all_done() {
+        let timeout_sleep = async {
+            match deadline {
+                Some((at, _)) if !timed_out => tokio::time::sleep_until(at).await,
+                _ => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            Some((id, generation, event)) = events.recv() => {
+                engine.handle(&mut state, observer, &id, generation, event);
+                while let Ok((id, generation, event)) = events.try_recv() {
+                    engine.handle(&mut state, observer, &id, generation, event);
+                }
+            }
+            request = requests.next(), if requests_open => match request {
+                Some(Request::Apply { targets, event }) => {
+                    for id in targets {
+                        let generation = state.instance(&id).map_or(0, |instance| instance.generation);
+                        engine.handle(&mut state, observer, &id, generation, event.clone());
+                    }
+                }
+                Some(Request::ShutDown { reason }) => {
+                    observer.note(&format!("{reason}: stopping every job"));
+                    let effects = state.shut_down(&reason, false, std::time::Instant::now());
+                    observer.overview(&state);
+                    engine.carry_out(effects);
+                }
+                Some(Request::Inspect(look)) => look(&state),
+                None => requests_open = false,
+            },
+            () = timeout_sleep => {
+                timed_out = true;
+                let seconds = deadline.map_or(0.0, |(_, timeout)| timeout.as_secs_f64());
+                let reason = format!("timed out after {seconds}s");
+                observer.note(&format!("{reason}: stopping every job still running"));
+                let effects = state.shut_down(&reason, true, std::time::Instant::now());
+                observer.overview(&state);
+                engine.carry_out(effects);
+            }
+            reason = stop_signals.next() => {
+                interrupts += 1;
+                if interrupts == 1 {
+                    observer.note(&format!("{reason}: stopping every job (again to kill them at once)"));
+                    let effects = state.shut_down(reason, false, std::time::Instant::now());
+                    observer.overview(&state);
+                    engine.carry_out(effects);
+                } else {
+                    observer.note("killing every job now");
+                    for instance in state.instances().iter().filter(|instance| instance.is_live()) {
+                        if let Some(pgid) = instance.pgid {
+                            engine.signal(&instance.id, pgid, Signal::Kill);
+                        }
+                    }
+                }
+            }
+        }
+        observer.idle();
+    }
+    for transport in transports.values() {
+        transport.close().await;
+    }
+    state
+}
+
+struct Engine<'a> {
+    plan: &'a Plan,
+    transports: &'a BTreeMap<HostName, Transport>,
+    events_tx: mpsc::Sender<Addressed>,
+    context: RunContext,
+    /// Hosts a reconnect loop is running for.
+    reconnecting: BTreeSet<HostName>,
+    /// The process group of each instance's last shell, kept past its end so
+    /// that what a lost host left running can be cleaned up when it is back.
+    pgids: BTreeMap<InstanceId, u32>,
+}
+
+impl Engine<'_> {
+    fn handle(
+        &mut self,
+        state: &mut State,
+        observer: &mut dyn Observer,
+        id: &InstanceId,
+        generation: u64,
+        event: Event,
+    ) {
+        if let Event::Job(crate::transport::decode::JobEvent::Spawned { pgid, .. }) = &event {
+            self.pgids.insert(id.clone(), *pgid);
+        }
+        let lost_host = matches!(event, Event::HostLost(_) | Event::Unreachable(_));
+        if matches!(event, Event::HostBack) {
+            self.reconnecting.remove(&id.host);
+        }
+        let effects = state.apply(id, generation, event.clone(), std::time::Instant::now());
+        observer.event(state, id, &event);
+        self.carry_out(effects);
+        if lost_host && state.mode() == Mode::Up && !state.is_shutting_down() {
+            self.reconnect(&id.host, state);
+        }
+    }
+
+    fn carry_out(&self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Start { id, generation } => {
+                    let (Some(job), Some(transport)) =
+                        (self.plan.job(&id.job), self.transports.get(&id.host))
+                    else {
+                        continue;
+                    };
+                    tokio::spawn(run_instance(
+                        id,
+                        generation,
+                        job.clone(),
+                        transport.clone(),
+                        self.context.clone(),
+                        self.events_tx.clone(),
+                    ));
+                }
+                Effect::Signal { id, pgid, signal } => self.signal(&id, pgid, signal),
+                Effect::Wake {
+                    id,
+                    generation,
+                    after,
+                    why,
+                } => {
+                    let events = self.events_tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(after).await;
+                        let _ = events.send((id, generation, Event::Wake(why))).await;
+                    });
+                }
+                Effect::Probe {
+                    id,
+                    generation,
+                    command,
+                } => {
+                    let Some(transport) = self.transports.get(&id.host).cloned() else {
+                        continue;
+                    };
+                    let events = self.events_tx.clone();
+                    tokio::spawn(async move {
+                        let ok = matches!(
+                            transport.run_capture(&command).await,
+                            Ok((exit, _, _)) if exit.is_success()
+                        );
+                        let _ = events.send((id, generation, Event::ProbeDone(ok))).await;
+                    });
+                }
+            }
+        }
+    }
+
+    fn signal(&self, id: &InstanceId, pgid: u32, signal: Signal) {
+        let Some(transport) = self.transports.get(&id.host).cloned() else {
+            return;
+        };
+        tokio::spawn(async move {
+            // A group that is already gone needs no signal; nothing to report.
+            let _ = transport.signal_group(pgid, signal).await;
+        });
+    }
+
+    /// Tries to reach `host` again, with capped backoff, until it answers;
+    /// then kills what its lost jobs left running there (only processes of
+    /// this run) and tells their instances the host is back.
+    fn reconnect(&mut self, host: &HostName, state: &State) {
+        if !self.reconnecting.insert(host.clone()) {
+            return;
+        }
+        let Some(transport) = self.transports.get(host).cloned() else {
+            return;
+        };
+        let instances: Vec<(InstanceId, Option<u32>, u64)> = state
+            .instances()
+            .iter()
+            .filter(|instance| &instance.id.host == host)
+            .map(|instance| {
+                let leftover = match instance.phase {
+                    Phase::Lost => self.pgids.get(&instance.id).copied(),
+                    _ => None,
+                };
+                (instance.id.clone(), leftover, instance.generation)
+            })
+            .collect();
+        let events = self.events_tx.clone();
+        let run_id = self.context.run_id.clone();
+        tokio::spawn(async move {
+            let mut delay = RECONNECT_FIRST;
+            loop {
+                tokio::time::sleep(delay).await;
+                if transport.ensure_connected().await.is_ok() {
+                    break;
+                }
+                delay = (delay * 2).min(RECONNECT_MAX);
+            }
+            for (_, leftover, _) in &instances {
+                if let Some(pgid) = leftover {
+                    let _ = transport
+                        .run_capture(&super::leftovers::kill_if_ours(*pgid, &run_id))
+                        .await;
+                }
+            }
+            for (id, _, generation) in instances {
+                let _ = events.send((id, generation, Event::HostBack)).await;
+            }
+        });
+    }
+}
+
+/// SIGINT and SIGTERM, listened to for the whole run so none is missed
+/// between two turns of the loop.
+struct StopSignals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn new() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        StopSignals {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    async fn next(&mut self) -> &'static str {
+        async fn wait(signal: &mut Option<tokio::signal::unix::Signal>) {
+            match signal {
+                Some(signal) => {
+                    if signal.recv().await.is_none() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            () = wait(&mut self.interrupt) => "stopped by Ctrl+C",
+            () = wait(&mut self.terminate) => "stopped by SIGTERM",
+        }
+    }
+}

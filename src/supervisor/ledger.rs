@@ -1,0 +1,241 @@
+//! `.zap/state`: what this zap started, written as it goes (one JSON line per
+//! start and end), so that after a zap that was killed (`kill -9`, a crash,
+//! a closed laptop) the next `zap up` knows which process groups to stop.
+//! The records are tiny and rare (one per job start or end), so they are
+//! written straight from the supervisor loop.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::engine::Observer;
+use super::state::{Event, State};
+use crate::model::{HostName, InstanceId};
+use crate::transport::decode::JobEvent;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Change {
+    Started,
+    Ended,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    change: Change,
+    run: String,
+    instance: String,
+    host: String,
+    pid: u32,
+    pgid: u32,
+}
+
+/// A job's process group an earlier zap started and never saw end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    pub run: String,
+    pub instance: String,
+    pub host: HostName,
+    pub pid: u32,
+    pub pgid: u32,
+}
+
+pub struct Ledger {
+    path: PathBuf,
+    file: File,
+    run: String,
+    /// The pid and pgid of each instance's shell that is still running.
+    open: BTreeMap<InstanceId, (u32, u32)>,
+    /// Records of earlier runs that could not be cleaned up yet.
+    carried: usize,
+    /// The first write error, reported once.
+    failed: bool,
+}
+
+impl Ledger {
+    /// What the ledger at `path` says is still running (started, never
+    /// ended). A missing file means nothing is; torn lines are skipped.
+    pub fn leftovers(path: &Path) -> io::Result<Vec<Leftover>> {
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(error),
+        };
+        let mut open: BTreeMap<(String, String, u32), Leftover> = BTreeMap::new();
+        for line in BufReader::new(file).lines() {
+            let Ok(record) = serde_json::from_str::<Record>(&line?) else {
+                continue;
+            };
+            let key = (record.run.clone(), record.instance.clone(), record.pgid);
+            match record.change {
+                Change::Started => {
+                    open.insert(
+                        key,
+                        Leftover {
+                            run: record.run,
+                            instance: record.instance,
+                            host: HostName(record.host),
+                            pid: record.pid,
+                            pgid: record.pgid,
+                        },
+                    );
+                }
+                Change::Ended => {
+                    open.remove(&key);
+                }
+            }
+        }
+        Ok(open.into_values().collect())
+    }
+
+    /// Starts a new ledger for run `run` at `path`, keeping the records of
+    /// `carried` (leftovers that could not be cleaned up yet).
+    pub fn create(path: &Path, run: &str, carried: &[Leftover]) -> io::Result<Ledger> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(path)?;
+        let mut ledger = Ledger {
+            path: path.to_path_buf(),
+            file,
+            run: run.to_string(),
+            open: BTreeMap::new(),
+            carried: carried.len(),
+            failed: false,
+        };
+        for leftover in carried {
+            ledger.write(&Record {
+                change: Change::Started,
+                run: leftover.run.clone(),
+                instance: leftover.instance.clone(),
+                host: leftover.host.0.clone(),
+                pid: leftover.pid,
+                pgid: leftover.pgid,
+            });
+        }
+        Ok(ledger)
+    }
+
+    /// Removes the file when there is nothing left to remember.
+    pub fn remove(self) -> io::Result<()> {
+        if self.open.is_empty() && self.carried == 0 {
+            std::fs::remove_file(&self.path)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn record(&mut self, change: Change, id: &InstanceId, pid: u32, pgid: u32) {
+        let record = Record {
+            change,
+            run: self.run.clone(),
+            instance: id.to_string(),
+            host: id.host.0.clone(),
+            pid,
+            pgid,
+        };
+        self.write(&record);
+    }
+
+    fn write(&mut self, record: &Record) {
+        let Ok(mut line) = serde_json::to_string(record) else {
+            return;
+        };
+        line.push('\n');
+        // Each record goes out whole and at once: a zap killed right after
+        // still leaves it on disk.
+        if let Err(error) = self.file.write_all(line.as_bytes())
+            && !self.failed
+        {
+            self.failed = true;
+            eprintln!(
+                "zap: cannot write {}: {error}; a killed zap could leave jobs running",
+                self.path.display()
+            );
+        }
+    }
+}
+
+impl Observer for Ledger {
+    fn event(&mut self, _state: &State, id: &InstanceId, event: &Event) {
+        match event {
+            Event::Job(JobEvent::Spawned { pid, pgid }) => {
+                self.open.insert(id.clone(), (*pid, *pgid));
+                self.record(Change::Started, id, *pid, *pgid);
+            }
+            // A lost host may still run the job: it stays open until the
+            // host is back and what it left was stopped.
+            Event::Job(JobEvent::Ended { .. }) | Event::HostBack | Event::LaunchFailed(_) => {
+                if let Some((pid, pgid)) = self.open.remove(id) {
+                    self.record(Change::Ended, id, pid, pgid);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::JobName;
+
+    fn id(job: &str, host: &str) -> InstanceId {
+        InstanceId {
+            job: JobName {
+                system: "web".into(),
+                job: job.into(),
+            },
+            host: HostName(host.into()),
+        }
+    }
+
+    #[test]
+    fn what_started_and_never_ended_is_a_leftover() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join(".zap/state");
+        let mut ledger = Ledger::create(&path, "run1", &[]).expect("create");
+        ledger.record(Change::Started, &id("a", "n1"), 10, 10);
+        ledger.record(Change::Started, &id("b", "n2"), 20, 20);
+        ledger.record(Change::Ended, &id("a", "n1"), 10, 10);
+        // A restart of b: a new group, the old one ended.
+        ledger.record(Change::Ended, &id("b", "n2"), 20, 20);
+        ledger.record(Change::Started, &id("b", "n2"), 21, 21);
+        drop(ledger);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(b"{\"change\":\"start"))
+            .expect("a torn last line");
+        let leftovers = Ledger::leftovers(&path).expect("read");
+        assert_eq!(
+            leftovers,
+            [Leftover {
+                run: "run1".into(),
+                instance: "web.b@n2".into(),
+                host: HostName("n2".into()),
+                pid: 21,
+                pgid: 21,
+            }]
+        );
+        let carried = Ledger::create(&path, "run2", &leftovers).expect("create");
+        drop(carried);
+        assert_eq!(
+            Ledger::leftovers(&path).expect("read"),
+            leftovers,
+            "carried over"
+        );
+        assert!(
+            Ledger::leftovers(&dir.path().join("none"))
+                .expect("missing")
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,176 @@
+//! Every instance's recent output (a ring of lines in memory), its full
+//! output on disk (`.zap/logs/`), and the `zap logs -f` clients following it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::engine::Observer;
+use super::state::{Event, State};
+use crate::control::ReplyTx;
+use crate::control::protocol::{LogEntry, LogLineWire, Reply};
+use crate::headless::{event_note, state_label};
+use crate::logs::{DEFAULT_RING_LINES, LogLine, LogWriter, Ring};
+use crate::model::{InstanceId, StepIndex};
+use crate::transport::decode::JobEvent;
+
+/// Shared by the supervisor loop (which adds lines) and the control
+/// socket's handler (which reads and follows them). A std mutex: it is held
+/// only to push or copy lines, never across an await.
+#[derive(Clone)]
+pub struct LogBook {
+    inner: Arc<Mutex<Inner>>,
+}
+
+struct Inner {
+    rings: BTreeMap<InstanceId, Ring>,
+    followers: Vec<Follower>,
+    writer: Option<LogWriter>,
+    /// The state last noted for each instance, so each change is noted once.
+    last_state: BTreeMap<InstanceId, String>,
+}
+
+struct Follower {
+    ids: Vec<InstanceId>,
+    step: Option<StepIndex>,
+    reply: ReplyTx,
+}
+
+impl LogBook {
+    pub fn new(ids: &[InstanceId], writer: Option<LogWriter>) -> Self {
+        let rings = ids
+            .iter()
+            .map(|id| (id.clone(), Ring::new(DEFAULT_RING_LINES)))
+            .collect();
+        LogBook {
+            inner: Arc::new(Mutex::new(Inner {
+                rings,
+                followers: Vec::new(),
+                writer,
+                last_state: BTreeMap::new(),
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding it leaves whole lines behind: use it anyway.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Keeps `line` of instance `id` and passes it to its followers.
+    pub fn push(&self, id: &InstanceId, line: LogLine) {
+        let mut inner = self.lock();
+        let Some(ring) = inner.rings.get_mut(id) else {
+            return;
+        };
+        let line = ring.push(line).clone();
+        if let Some(writer) = &inner.writer {
+            writer.append(id, line.clone());
+        }
+        if inner.followers.is_empty() {
+            return;
+        }
+        let entry = entry(id, &line);
+        inner.followers.retain(|follower| {
+            if !follower.ids.contains(id)
+                || follower.step.is_some_and(|step| line.step != Some(step))
+            {
+                return !follower.reply.is_closed();
+            }
+            follower.reply.send(Reply::Line(entry.clone()))
+        });
+    }
+
+    /// Sends the kept lines of `ids` (of one step, if given) to `reply`; with
+    /// `follow`, also every later line until the client goes away.
+    pub fn serve(
+        &self,
+        ids: Vec<InstanceId>,
+        step: Option<StepIndex>,
+        follow: bool,
+        reply: ReplyTx,
+    ) {
+        let mut inner = self.lock();
+        let mut backlog: Vec<(u64, Reply)> = Vec::new();
+        for id in &ids {
+            if let Some(ring) = inner.rings.get(id) {
+                backlog.extend(
+                    ring.iter()
+                        .filter(|line| step.is_none() || line.step == step)
+                        .map(|line| (millis(line), Reply::Line(entry(id, line)))),
+                );
+            }
+        }
+        // Several instances' lines, interleaved by time as they happened.
+        backlog.sort_by_key(|(at, _)| *at);
+        let sent = reply.send_all(backlog.into_iter().map(|(_, reply)| reply).collect());
+        if follow && sent {
+            inner.followers.push(Follower { ids, step, reply });
+        }
+    }
+
+    /// Flushes the files and stops the writer.
+    pub fn close(&self) -> Vec<String> {
+        let writer = self.lock().writer.take();
+        writer
+            .map(|writer| {
+                writer
+                    .flush_and_stop()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn entry(id: &InstanceId, line: &LogLine) -> LogEntry {
+    LogEntry {
+        host: id.host.0.clone(),
+        system: id.job.system.clone(),
+        job: id.job.job.clone(),
+        line: LogLineWire::from(line),
+    }
+}
+
+fn millis(line: &LogLine) -> u64 {
+    line.at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+/// Records each job's output and zap's lines about it.
+impl Observer for LogBook {
+    fn event(&mut self, state: &State, id: &InstanceId, event: &Event) {
+        let Some(instance) = state.instance(id) else {
+            return;
+        };
+        if let Event::Job(JobEvent::Line {
+            stream,
+            step,
+            text,
+            cut,
+        }) = event
+        {
+            self.push(id, LogLine::output(*stream, *step, text.clone(), *cut));
+        } else if let Some((step, text)) = event_note(instance, event) {
+            self.push(id, LogLine::zap(step, text));
+        }
+        if let Some(label) = state_label(state.mode(), instance) {
+            let changed = {
+                let mut inner = self.lock();
+                let changed = inner.last_state.get(id) != Some(&label);
+                if changed {
+                    inner.last_state.insert(id.clone(), label.clone());
+                }
+                changed
+            };
+            if changed {
+                self.push(id, LogLine::zap(None, label));
+            }
+        }
+    }
+}

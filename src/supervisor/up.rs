@@ -1,0 +1,248 @@
+//! `zap up`: supervise the chosen jobs until Ctrl+C, SIGTERM or `zap down`,
+//! with the control socket, the logs and the record of what runs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::engine::{self, Observer, Observers, Options, Request};
+use super::ledger::{Ledger, Leftover};
+use super::leftovers::kill_if_ours;
+use super::logbook::LogBook;
+use super::run::new_run_id;
+use super::state::{Event, Mode, State};
+use crate::action::Action;
+use crate::config::Plan;
+use crate::control::path::state_dir;
+use crate::control::protocol::Reply;
+use crate::control::{self, Server};
+use crate::logs::{LogWriter, logs_dir};
+use crate::model::{HostName, InstanceId, StepIndex};
+use crate::transport::host::{Transport, transports_for};
+use crate::{status, targets};
+
+/// How long cleaning up one leftover may take before it is carried over.
+const LEFTOVER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Runs `zap up` for `selected` in config folder `dir`; returns the exit code.
+pub async fn up(
+    dir: &Path,
+    plan: &Plan,
+    selected: Vec<InstanceId>,
+    observer: &mut dyn Observer,
+) -> u8 {
+    let server = match Server::bind_for(dir).await {
+        Ok(server) => server,
+        Err(error) => {
+            eprintln!("zap: {error}");
+            return crate::cli::exit::USAGE;
+        }
+    };
+    let ledger_path = state_dir(dir).join("state");
+    let leftovers = Ledger::leftovers(&ledger_path).unwrap_or_else(|error| {
+        eprintln!("zap: cannot read {}: {error}", ledger_path.display());
+        Vec::new()
+    });
+    let mut hosts: Vec<HostName> = selected.iter().map(|id| id.host.clone()).collect();
+    hosts.extend(
+        leftovers
+            .iter()
+            .filter(|leftover| plan.hosts.contains_key(&leftover.host))
+            .map(|leftover| leftover.host.clone()),
+    );
+    let transports = match transports_for(plan, &hosts) {
+        Ok(transports) => transports,
+        Err(error) => {
+            eprintln!("zap: {error}");
+            return crate::cli::exit::USAGE;
+        }
+    };
+    let carried = clean_up(&leftovers, &transports, observer).await;
+    let run_id = new_run_id();
+    let mut ledger = match Ledger::create(&ledger_path, &run_id, &carried) {
+        Ok(ledger) => ledger,
+        Err(error) => {
+            eprintln!("zap: cannot write {}: {error}", ledger_path.display());
+            return crate::cli::exit::USAGE;
+        }
+    };
+    let writer = LogWriter::start(logs_dir(dir))
+        .map_err(|error| eprintln!("zap: job output is not written to disk: {error}"))
+        .ok();
+    let mut logbook = LogBook::new(&selected, writer);
+
+    let (control_tx, control_rx) = mpsc::channel(64);
+    let server_task = tokio::spawn(server.run(control_tx));
+    let (engine_tx, mut engine_rx) = mpsc::channel(64);
+    let handler = tokio::spawn(answer_control(
+        control_rx,
+        engine_tx,
+        plan.clone(),
+        selected.clone(),
+        logbook.clone(),
+    ));
+
+    let state = State::new(plan, &selected, Mode::Up);
+    let options = Options {
+        timeout: None,
+        run_id,
+    };
+    let mut observers = Observers(vec![observer, &mut ledger, &mut logbook]);
+    engine::supervise(
+        plan,
+        state,
+        &transports,
+        &mut observers,
+        &mut engine_rx,
+        options,
+    )
+    .await;
+    drop(observers);
+
+    handler.abort();
+    drop(engine_rx);
+    let _ = server_task.await;
+    for error in logbook.close() {
+        eprintln!("zap: {error}");
+    }
+    if let Err(error) = ledger.remove() {
+        eprintln!("zap: cannot remove {}: {error}", ledger_path.display());
+    }
+    crate::cli::exit::OK
+}
+
+/// Stops what an earlier zap left running (it was killed before it could),
+/// saying so; returns the leftovers that could not be dealt with now.
+async fn clean_up(
+    leftovers: &[Leftover],
+    transports: &BTreeMap<HostName, Transport>,
+    observer: &mut dyn Observer,
+) -> Vec<Leftover> {
+    let mut carried = Vec::new();
+    for leftover in leftovers {
+        let what = format!(
+            "{} (process group {} on {}, run {})",
+            leftover.instance, leftover.pgid, leftover.host, leftover.run
+        );
+        let Some(transport) = transports.get(&leftover.host) else {
+            observer.note(&format!(
+                "left running by an earlier zap: {what}; its host is no longer in hosts.toml"
+            ));
+            continue;
+        };
+        let command = kill_if_ours(leftover.pgid, &leftover.run);
+        match tokio::time::timeout(LEFTOVER_TIMEOUT, transport.run_capture(&command)).await {
+            Ok(Ok((_, out, _))) => match String::from_utf8_lossy(&out).trim() {
+                "killed" => {
+                    observer.note(&format!("stopped {what}, left running by an earlier zap"))
+                }
+                "gone" => {}
+                _ => observer.note(&format!(
+                    "not stopping {what}: that process group now belongs to something else"
+                )),
+            },
+            Ok(Err(error)) => {
+                observer.note(&format!("cannot stop {what} yet: {error}"));
+                carried.push(leftover.clone());
+            }
+            Err(_) => {
+                observer.note(&format!("cannot stop {what} yet: no answer"));
+                carried.push(leftover.clone());
+            }
+        }
+    }
+    carried
+}
+
+/// Turns the control socket's requests into the supervisor's, answering
+/// those it can alone (logs) without bothering the loop.
+async fn answer_control(
+    mut requests: mpsc::Receiver<control::Request>,
+    engine: mpsc::Sender<Request>,
+    plan: Plan,
+    selected: Vec<InstanceId>,
+    logbook: LogBook,
+) {
+    while let Some(control::Request { action, reply }) = requests.recv().await {
+        let targets_of = |names: &[String]| -> Result<Vec<InstanceId>, String> {
+            let mut ids = Vec::new();
+            for name in names {
+                let found: Vec<InstanceId> = targets::resolve(&plan, name)?
+                    .into_iter()
+                    .filter(|id| selected.contains(id))
+                    .collect();
+                if found.is_empty() {
+                    return Err(format!("{name} is not run by this zap"));
+                }
+                ids.extend(found);
+            }
+            Ok(ids)
+        };
+        let (event, verb, names) = match action {
+            Action::Status => {
+                let look = Box::new(move |state: &State| {
+                    let instances = status::snapshot(state, Instant::now());
+                    reply.send(Reply::Status { instances });
+                });
+                let _ = engine.send(Request::Inspect(look)).await;
+                continue;
+            }
+            Action::Logs {
+                target,
+                follow,
+                step,
+            } => {
+                match targets_of(std::slice::from_ref(&target)) {
+                    Ok(ids) => logbook.serve(ids, step.map(StepIndex), follow, reply),
+                    Err(message) => {
+                        reply.send(Reply::Error { message });
+                    }
+                }
+                continue;
+            }
+            Action::Down => {
+                reply.send(Reply::Done {
+                    message: "stopping every job, then zap".to_string(),
+                });
+                let reason = "zap down".to_string();
+                let _ = engine.send(Request::ShutDown { reason }).await;
+                continue;
+            }
+            Action::Restart { targets } => (
+                Event::Restart {
+                    reason: "zap restart".to_string(),
+                },
+                "restarting",
+                targets,
+            ),
+            Action::Stop { targets } => (
+                Event::Stop {
+                    reason: "zap stop".to_string(),
+                    counts_as_failure: false,
+                },
+                "stopping",
+                targets,
+            ),
+            Action::Start { targets } => (Event::Start, "starting", targets),
+        };
+        match targets_of(&names) {
+            Ok(ids) => {
+                let listed: Vec<String> = ids.iter().map(ToString::to_string).collect();
+                reply.send(Reply::Done {
+                    message: format!("{verb} {}", listed.join(", ")),
+                });
+                let _ = engine
+                    .send(Request::Apply {
+                        targets: ids,
+                        event,
+                    })
+                    .await;
+            }
+            Err(message) => {
+                reply.send(Reply::Error { message });
+            }
+        }
+    }
+}
