@@ -35,12 +35,15 @@ pub async fn run_instance(
 ) {
     let nonce = Nonce::random();
     let mut env = job.env.clone();
-    env.insert(RUN_ID_VARIABLE.to_string(), context.run_id.clone());
     env.insert("ZAP_JOB".to_string(), id.to_string());
     let script = script::build(&nonce, &job.steps, &env);
+    // The run id goes into the shell's own environment, where a later zap
+    // can read it (`/proc/PID/environ`) to recognise its leftovers.
+    let launch = script::launch_command_with(RUN_ID_VARIABLE, &context.run_id)
+        .unwrap_or_else(|| script::LAUNCH_COMMAND.to_string());
     let (tx, mut chunks) = mpsc::channel(CHUNK_QUEUE);
     let send = |event: Event| events.send((id.clone(), generation, event));
-    if let Err(error) = transport.start(script, tx).await {
+    if let Err(error) = transport.launch(&launch, script, tx).await {
         let event = match error {
             TransportError::Spawn(reason) => Event::LaunchFailed(reason),
             other => Event::Unreachable(other.to_string()),

@@ -27,9 +27,20 @@ impl Transport {
         script: String,
         tx: mpsc::Sender<Chunk>,
     ) -> Result<(), TransportError> {
+        self.launch(LAUNCH_COMMAND, script, tx).await
+    }
+
+    /// [`Transport::start`] with another launch command (see
+    /// `script::launch_command_with`).
+    pub async fn launch(
+        &self,
+        command: &str,
+        script: String,
+        tx: mpsc::Sender<Chunk>,
+    ) -> Result<(), TransportError> {
         match self {
-            Transport::Local(local) => local.start(LAUNCH_COMMAND, script.into_bytes(), tx).await,
-            Transport::Ssh(pool) => pool.start(LAUNCH_COMMAND, script.into_bytes(), tx).await,
+            Transport::Local(local) => local.start(command, script.into_bytes(), tx).await,
+            Transport::Ssh(pool) => pool.start(command, script.into_bytes(), tx).await,
         }
     }
 

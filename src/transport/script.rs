@@ -36,6 +36,25 @@ use crate::transport::escape::quote;
 /// read the script, the steps' stdin is at end of file.
 pub const LAUNCH_COMMAND: &str = r#"exec /bin/sh -c 'eval "$(cat)"'"#;
 
+/// [`LAUNCH_COMMAND`] with `name=value` in the shell's own environment (not
+/// just exported by the script): `/proc/PID/environ` of the job's shell then
+/// shows it, which is how leftovers of a run are recognised. Names and values
+/// must be plain words (letters, digits, `_`, `-`), so that the command still
+/// holds no quote or backslash for other login shells to misread.
+pub fn launch_command_with(name: &str, value: &str) -> Option<String> {
+    let plain = |text: &str| {
+        !text.is_empty()
+            && text
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
+    };
+    if !plain(name) || !plain(value) {
+        return None;
+    }
+    let shell = LAUNCH_COMMAND.strip_prefix("exec ")?;
+    Some(format!("exec env {name}={value} {shell}"))
+}
+
 /// What marks zap's marker lines; followed by `:<nonce>:`.
 const MARKER_TAG: &str = "@@zap";
 
@@ -294,6 +313,32 @@ mod tests {
         for bad in ["", "1A", "A-B", "A B", "A=B", "é", "$A", "A;B"] {
             assert!(!is_env_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn launch_command_with_puts_the_variable_in_the_shells_own_environment() {
+        let command = launch_command_with("ZAP_RUN", "abc-1").expect("plain words");
+        assert_eq!(
+            command,
+            r#"exec env ZAP_RUN=abc-1 /bin/sh -c 'eval "$(cat)"'"#
+        );
+        let output = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&command)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                let mut stdin = child.stdin.take().expect("stdin");
+                stdin.write_all(b"tr '\\0' '\\n' < /proc/$$/environ | grep '^ZAP_RUN='")?;
+                drop(stdin);
+                child.wait_with_output()
+            })
+            .expect("run");
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "ZAP_RUN=abc-1\n");
+        assert_eq!(launch_command_with("ZAP_RUN", "a'b"), None);
+        assert_eq!(launch_command_with("ZAP RUN", "ab"), None);
     }
 
     #[test]

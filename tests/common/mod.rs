@@ -106,3 +106,113 @@ impl Output {
         serde_json::from_str(&text).expect("report is JSON")
     }
 }
+
+/// A `zap` process running in the background (`zap up`), its stdout and
+/// stderr collected line by line as they come.
+pub struct Running {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Running {
+    pub fn start(fixture: &Fixture, args: &[&str]) -> Running {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("zap"))
+            .arg("--config")
+            .arg(fixture.path())
+            .args(args)
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("ZAP_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start zap");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let pipes: Vec<Box<dyn std::io::Read + Send>> = vec![
+            Box::new(child.stdout.take().expect("stdout")),
+            Box::new(child.stderr.take().expect("stderr")),
+        ];
+        for pipe in pipes {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    lines.lock().expect("lines").push(line);
+                }
+            });
+        }
+        Running { child, lines }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn output(&self) -> String {
+        self.lines.lock().expect("lines").join("\n")
+    }
+
+    /// Waits until a line contains `text`; panics with the output otherwise.
+    pub fn wait_for(&self, text: &str, within: std::time::Duration) {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if self
+                .lines
+                .lock()
+                .expect("lines")
+                .iter()
+                .any(|line| line.contains(text))
+            {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!(
+            "no line with {text:?} within {within:?}:\n{}",
+            self.output()
+        );
+    }
+
+    /// How many lines contain `text`.
+    pub fn count(&self, text: &str) -> usize {
+        self.lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .filter(|line| line.contains(text))
+            .count()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) with plain integers.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+
+    /// Waits for zap to exit and returns its exit code.
+    pub fn wait(mut self, within: std::time::Duration) -> (i32, String) {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                return (status.code().unwrap_or(-1), self.output());
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("zap did not exit within {within:?}:\n{}", self.output());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,241 @@
+//! `zap up` on the local host: supervision, the control commands, Ctrl+C and
+//! the clean-up after a zap that was killed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Fixture, Running, run};
+
+const SECONDS_30: Duration = Duration::from_secs(30);
+
+/// Processes whose command line holds `marker`, from this machine's table.
+fn processes_with(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        });
+        if cmdline.contains(marker) && !zombie {
+            found.push(format!("{pid}: {cmdline}"));
+        }
+    }
+    found
+}
+
+fn wait_until_gone(marker: &str) -> Vec<String> {
+    for _ in 0..40 {
+        let left = processes_with(marker);
+        if left.is_empty() {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    processes_with(marker)
+}
+
+/// `sleep N` with an N unique to one test: its processes are found by it.
+fn marker(fixture: &Fixture) -> String {
+    let name = fixture.path().display().to_string();
+    let seconds = name.bytes().fold(7u64, |hash, byte| {
+        hash.wrapping_mul(31).wrapping_add(u64::from(byte))
+    });
+    format!("sleep {}", 100_000 + seconds % 800_000)
+}
+
+#[test]
+fn ctrl_c_stops_every_job_and_exits_0() {
+    let fixture = Fixture::new();
+    let mark = marker(&fixture);
+    fixture.write(
+        "jobs/app.toml",
+        &format!(
+            "[jobs.db]\nhost = \"local\"\nsteps = [\"echo ready; exec {mark}\"]\nready = {{ log = \"ready\" }}\n\
+             [jobs.web]\nhost = \"local\"\nafter = [\"db\"]\n\
+             steps = [\"sh -c '{mark}' & sh -c 'trap \\\"\\\" TERM; {mark}' & wait\"]\n\
+             stop = {{ timeout = \"1s\" }}\n"
+        ),
+    );
+    let zap = Running::start(&fixture, &["up", "--headless"]);
+    zap.wait_for("app.web[1]", SECONDS_30);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        processes_with(&mark).len() >= 3,
+        "{:?}",
+        processes_with(&mark)
+    );
+    zap.signal(libc::SIGINT);
+    let (code, output) = zap.wait(SECONDS_30);
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output.contains("app.web  ~ stopped (stopped by Ctrl+C)")
+            || output.contains("stopped (stopped by Ctrl+C)"),
+        "{output}"
+    );
+    assert_eq!(
+        wait_until_gone(&mark),
+        Vec::<String>::new(),
+        "a process ignoring TERM is killed too"
+    );
+    assert!(
+        !fixture.path().join(".zap/state").exists(),
+        "nothing left to remember"
+    );
+}
+
+#[test]
+fn the_control_commands_drive_a_running_zap() {
+    let fixture = Fixture::new();
+    fixture.write(
+        "jobs/app.toml",
+        "[jobs.ticker]\nhost = \"local\"\nsteps = [\"echo first\", \"i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.2; done\"]\n\
+         [jobs.flaky]\nhost = \"local\"\nrestart = \"on-failure\"\nbackoff = { initial = \"30s\", max = \"60s\" }\nsteps = [\"echo oops >&2; exit 3\"]\n",
+    );
+    let zap = Running::start(&fixture, &["up", "--headless"]);
+    zap.wait_for("tick 2", SECONDS_30);
+    zap.wait_for("restarting in", SECONDS_30);
+
+    let status = run(fixture.zap(&["status", "--json"]));
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).expect("json");
+    let ticker = &json[0];
+    assert_eq!(ticker["job"], "ticker");
+    assert_eq!(ticker["state"], "running");
+    assert_eq!(ticker["step"], 2);
+    assert!(ticker["pid"].as_u64().is_some());
+    assert!(ticker["uptime_s"].as_f64().is_some_and(|up| up > 0.0));
+    let flaky = &json[1];
+    assert_eq!(flaky["state"], "backoff");
+    assert_eq!(flaky["last_exit"]["code"], 3);
+    assert!(
+        flaky["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.starts_with("restarting in"))
+    );
+
+    let table = run(fixture.zap(&["status"]));
+    assert!(table.stdout.contains("app.ticker"), "{}", table.stdout);
+
+    let logs = run(fixture.zap(&["logs", "app.ticker", "--step", "2"]));
+    assert_eq!(logs.code, 0, "{}", logs.stderr);
+    assert!(logs.stdout.contains("| tick 1"), "{}", logs.stdout);
+    assert!(
+        !logs.stdout.contains("| first"),
+        "only step 2: {}",
+        logs.stdout
+    );
+
+    let old_pid = ticker["pid"].as_u64().expect("pid");
+    let restart = run(fixture.zap(&["restart", "app.ticker"]));
+    assert_eq!(restart.code, 0, "{}", restart.stderr);
+    zap.wait_for("(restart 1)", SECONDS_30);
+    let json: serde_json::Value =
+        serde_json::from_str(&run(fixture.zap(&["status", "--json"])).stdout).expect("json");
+    assert_eq!(json[0]["restarts"], 1);
+    assert_ne!(json[0]["pid"].as_u64(), Some(old_pid));
+
+    let stop = run(fixture.zap(&["stop", "app.ticker"]));
+    assert_eq!(stop.code, 0);
+    zap.wait_for("stopped (zap stop)", SECONDS_30);
+    let start = run(fixture.zap(&["start", "app.ticker"]));
+    assert_eq!(start.code, 0);
+    zap.wait_for("(restart 2)", SECONDS_30);
+
+    let unknown = run(fixture.zap(&["restart", "app.nope"]));
+    assert_eq!(unknown.code, 1, "{}{}", unknown.stdout, unknown.stderr);
+
+    let second = run(fixture.zap(&["up", "--headless"]));
+    assert_eq!(second.code, 2, "a second zap up refuses");
+    assert!(
+        second.stderr.contains("already running"),
+        "{}",
+        second.stderr
+    );
+
+    let down = run(fixture.zap(&["down"]));
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    let (code, output) = zap.wait(SECONDS_30);
+    assert_eq!(code, 0, "{output}");
+    let stored = run(fixture.zap(&["logs", "app.ticker"]));
+    assert_eq!(
+        stored.code, 0,
+        "logs are read from .zap/logs once zap is gone"
+    );
+    assert!(stored.stdout.contains("| tick 1"), "{}", stored.stdout);
+    let none = run(fixture.zap(&["status"]));
+    assert_eq!(none.code, 2);
+    assert!(none.stderr.contains("no zap is running"), "{}", none.stderr);
+}
+
+#[test]
+fn a_killed_zap_leaves_a_record_and_the_next_up_stops_its_leftovers() {
+    let fixture = Fixture::new();
+    let mark = marker(&fixture);
+    fixture.write(
+        "jobs/app.toml",
+        &format!("[jobs.sleeper]\nhost = \"local\"\nsteps = [\"{mark}\"]\n"),
+    );
+    let first = Running::start(&fixture, &["up", "--headless"]);
+    first.wait_for("step 1/1", SECONDS_30);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(processes_with(&mark).len(), 1);
+    first.signal(libc::SIGKILL);
+    let _ = first.wait(SECONDS_30);
+    assert_eq!(
+        processes_with(&mark).len(),
+        1,
+        "kill -9 leaves the job running"
+    );
+    assert!(fixture.path().join(".zap/state").exists());
+
+    let second = Running::start(&fixture, &["up", "--headless"]);
+    second.wait_for("left running by an earlier zap", SECONDS_30);
+    second.wait_for("step 1/1", SECONDS_30);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(processes_with(&mark).len(), 1, "exactly one copy runs");
+    second.signal(libc::SIGTERM);
+    let (code, output) = second.wait(SECONDS_30);
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(wait_until_gone(&mark), Vec::<String>::new());
+}
+
+#[test]
+fn a_flooding_job_does_not_hold_back_a_quiet_one() {
+    let fixture = Fixture::new();
+    fixture.write(
+        "jobs/app.toml",
+        "[jobs.flood]\nhost = \"local\"\nsteps = [\"head -c 100000000 /dev/zero | tr '\\\\0' 'x' | fold -w 100\"]\n\
+         [jobs.quiet]\nhost = \"local\"\nsteps = [\"for i in 1 2 3 4 5; do echo quiet $i; sleep 0.5; done\"]\n",
+    );
+    let zap = Running::start(&fixture, &["up", "--headless"]);
+    let started = std::time::Instant::now();
+    zap.wait_for("quiet 5", SECONDS_30);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "quiet output was held back: {:?}",
+        started.elapsed()
+    );
+    // Stopping a job in full flood is prompt too.
+    zap.signal(libc::SIGINT);
+    let (code, output) = zap.wait(SECONDS_30);
+    assert_eq!(code, 0);
+    assert!(
+        output.contains("stopped (stopped by Ctrl+C)"),
+        "the flood was stopped"
+    );
+}
