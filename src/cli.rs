@@ -16,7 +16,7 @@ use crate::model::HostName;
 use crate::supervisor::run;
 use crate::supervisor::{Outcome, Phase, State};
 use crate::transport::host::transports_for;
-use crate::{demo, report, summary, targets};
+use crate::{demo, fixup, report, summary, targets};
 
 /// Exit codes, as SPEC §3 sets them.
 pub mod exit {
@@ -98,6 +98,19 @@ enum Command {
     },
     /// Stop the running zap and all its jobs.
     Down,
+    /// Fixup packs: list them, or run their test cases.
+    Fixups {
+        #[command(subcommand)]
+        command: FixupsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FixupsCommand {
+    /// Every pack (built in and jobs/fixups/) with its rules.
+    List,
+    /// Run the test cases of every pack, or of PACK.
+    Test { pack: Option<String> },
 }
 
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {
@@ -146,6 +159,15 @@ pub fn main() -> ExitCode {
         } => runtime.block_on(run_command(&plan, &targets, report.as_deref(), timeout)),
         Command::Check { connect } => runtime.block_on(check_command(&plan, connect)),
         Command::Up { targets, .. } => runtime.block_on(up_command(&dir, &plan, &targets)),
+        Command::Fixups { command } => {
+            let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+            match command {
+                FixupsCommand::List => fixup::list_command(&plan, &mut out),
+                FixupsCommand::Test { pack } => {
+                    fixup::test_command(&plan, pack.as_deref(), &mut out, &mut err)
+                }
+            }
+        }
         _ => exit::USAGE,
     };
     ExitCode::from(code)
@@ -297,6 +319,15 @@ async fn check_command(plan: &Plan, connect: bool) -> u8 {
         hosts.dedup();
         hosts
     };
+    // Every fixup pack proves itself with its own test cases.
+    let failures = fixup::check_packs(plan);
+    if !failures.is_empty() {
+        for failure in &failures {
+            eprintln!("{failure}");
+        }
+        eprintln!("{} fixup pack test cases failed", failures.len());
+        return exit::USAGE;
+    }
     println!(
         "config ok: {} hosts, {} systems, {jobs} jobs",
         plan.hosts.len(),

@@ -12,6 +12,7 @@ mod graph;
 mod hosts;
 mod jobs;
 mod names;
+mod pack;
 pub mod plan;
 mod reader;
 #[cfg(test)]
@@ -31,7 +32,11 @@ pub use plan::*;
 use hosts::{PathBase, read_hosts};
 use jobs::{Known, ReadSystem, read_system};
 use names::is_plain_name;
+use pack::read_pack;
 use reader::{Errors, Table};
+
+/// Where the built-in fixup packs appear to be, in diagnostics.
+pub const BUILT_IN_DIR: &str = "<built-in>";
 
 /// A config file's text, with its path relative to the config folder
 /// (`hosts.toml`, `jobs/web.toml`, `jobs/fixups/vm.toml`).
@@ -56,8 +61,8 @@ pub fn has_config(dir: &Path) -> bool {
 }
 
 /// Reads `dir/hosts.toml` (optional: without it there is only the built-in
-/// `local` host), `dir/jobs/*.toml` (one system each) and the names of the
-/// packs in `dir/jobs/fixups/*.toml`.
+/// `local` host), `dir/jobs/*.toml` (one system each) and the fixup packs
+/// in `dir/jobs/fixups/*.toml`, next to the built-in ones.
 pub fn load(dir: &Path) -> Result<Plan, ConfigErrors> {
     let mut problems = Vec::new();
     let mut paths = Vec::new();
@@ -127,6 +132,7 @@ enum Role {
     Hosts,
     System(String),
     Pack(String),
+    BuiltInPack(String),
     Unknown,
 }
 
@@ -140,6 +146,7 @@ fn role(path: &Path) -> Role {
         _ if path == Path::new("hosts.toml") => Role::Hosts,
         (Some(stem), true) if parent == Path::new("jobs") => Role::System(stem),
         (Some(stem), true) if parent == Path::new("jobs/fixups") => Role::Pack(stem),
+        (Some(stem), true) if parent == Path::new(BUILT_IN_DIR) => Role::BuiltInPack(stem),
         _ => Role::Unknown,
     }
 }
@@ -154,6 +161,7 @@ fn load_with_home(
     // Sorted by role and name, so systems come in file-name order and so do
     // the diagnostics.
     let mut sources = sources.to_vec();
+    add_built_in_packs(&mut sources);
     sources.sort_by_cached_key(|source| role(&source.path));
     let sources = sources;
     let mut errors = Errors::new(&sources);
@@ -167,6 +175,7 @@ fn load_with_home(
     let mut hosts_unreadable = false;
     let mut systems: Vec<(usize, String)> = Vec::new();
     let mut packs = BTreeSet::new();
+    let mut pack_files: Vec<(usize, String)> = Vec::new();
     for (file, source) in sources.iter().enumerate() {
         match role(&source.path) {
             Role::Hosts if hosts_doc.is_some() || hosts_unreadable => {
@@ -186,8 +195,10 @@ fn load_with_home(
                 }
             }
             Role::Pack(name) if is_plain_name(&name) => {
-                packs.insert(name);
+                packs.insert(name.clone());
+                pack_files.push((file, name));
             }
+            Role::BuiltInPack(name) => pack_files.push((file, name)),
             Role::Pack(name) => errors.push(Diagnostic::whole_file(
                 &source.path,
                 Some(name.clone()),
@@ -227,6 +238,26 @@ fn load_with_home(
             }
         }
     }
+    let mut fixup_packs = BTreeMap::new();
+    for (file, name) in &pack_files {
+        let source = &sources[*file];
+        let origin = match role(&source.path) {
+            Role::BuiltInPack(_) => PackOrigin::BuiltIn,
+            _ => PackOrigin::File(source.path.clone()),
+        };
+        let doc = docs[*file].as_ref();
+        if let Some(pack) = doc.and_then(|doc| {
+            read_pack(
+                &Table::root(*file, doc),
+                name,
+                &source.path,
+                origin,
+                &mut errors,
+            )
+        }) {
+            fixup_packs.insert(name.clone(), pack);
+        }
+    }
     let system_names: BTreeSet<&str> = systems.iter().map(|(_, name)| name.as_str()).collect();
     let all_jobs: Vec<_> = read.iter().flat_map(|system| &system.jobs).collect();
     let mut after = graph::resolve_after(&all_jobs, &system_names, &unreadable, &mut errors);
@@ -239,7 +270,7 @@ fn load_with_home(
         hosts: hosts.hosts,
         systems: Vec::new(),
         jobs: Vec::new(),
-        fixup_packs: BTreeMap::new(),
+        fixup_packs,
     };
     // With no diagnostics, every part below is present.
     for system in read {
@@ -252,6 +283,20 @@ fn load_with_home(
         }
     }
     Ok(plan)
+}
+
+/// Adds the built-in packs that no `jobs/fixups/NAME.toml` replaces, so they
+/// are read (and checked) like a user's.
+fn add_built_in_packs(sources: &mut Vec<SourceFile>) {
+    for (name, text) in crate::fixup::packs::BUILT_IN {
+        let replaced = sources
+            .iter()
+            .any(|source| role(&source.path) == Role::Pack((*name).to_string()));
+        if !replaced {
+            let path = Path::new(BUILT_IN_DIR).join(format!("{name}.toml"));
+            sources.push(SourceFile::new(path, *text));
+        }
+    }
 }
 
 /// Parses a file, reporting its first syntax error. Later syntax errors are

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use crate::model::{HostName, JobName, Signal};
+use super::diagnostic::Diagnostic;
+use crate::model::{HostName, JobName, Signal, Stream};
 
 /// Everything zap knows from the config folder.
 #[derive(Debug, Clone)]
@@ -20,7 +21,8 @@ pub struct Plan {
     pub systems: Vec<System>,
     /// Jobs in file order within each system, systems in file-name order.
     pub jobs: Vec<Job>,
-    /// User fixup packs found in `jobs/fixups/*.toml`, by name.
+    /// Every fixup pack a job may list, by name: the built-in ones and
+    /// `jobs/fixups/*.toml` (a file replaces the built-in pack of its name).
     pub fixup_packs: BTreeMap<String, FixupPack>,
 }
 
@@ -156,11 +158,52 @@ pub struct FixupRule {
     pub timeout: Duration,
 }
 
+/// A named, shareable set of fixup rules with the cases that prove them.
 #[derive(Debug, Clone)]
 pub struct FixupPack {
     pub name: String,
     pub description: String,
+    /// The tools and versions whose messages the rules match.
+    pub source: Option<String>,
+    pub origin: PackOrigin,
+    /// Named `pack/rule`, in file order.
     pub rules: Vec<FixupRule>,
+    pub tests: Vec<PackTest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PackOrigin {
+    /// Compiled into zap.
+    BuiltIn,
+    /// `jobs/fixups/NAME.toml`, relative to the config folder.
+    File(PathBuf),
+}
+
+/// A `[[test]]` case of a pack: a line of real output and what the pack's
+/// rules must make of it.
+#[derive(Debug, Clone)]
+pub struct PackTest {
+    pub line: String,
+    pub stream: Stream,
+    /// The job's exit code, for rules with an `exit` filter.
+    pub exit: Option<i32>,
+    pub expect: PackExpect,
+    /// Where the case is written: a diagnostic whose message is filled in
+    /// when the case fails.
+    pub at: Diagnostic,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PackExpect {
+    /// No rule of the pack may fire (`match = false`).
+    Nothing,
+    /// `rule` (its short name, without `pack/`) fires first; its remedy is
+    /// exactly `run` when given, and its captures hold `captures`.
+    Fires {
+        rule: String,
+        run: Option<String>,
+        captures: BTreeMap<String, String>,
+    },
 }
 
 impl Plan {

@@ -395,7 +395,7 @@ fn a_duration_given_as_a_number() {
 #[test]
 fn unknown_fixup_pack() {
     let text = format!("{ONE_JOB}fixups = [\"podman\", \"vm\", \"docker\"]\n");
-    let d = only_error(&[("jobs/web.toml", &text), ("jobs/fixups/vm.toml", "")]);
+    let d = only_error(&[("jobs/web.toml", &text), ("jobs/fixups/vm.toml", VM_PACK)]);
     assert_diag(
         &d,
         ("jobs/web.toml", 4, 27),

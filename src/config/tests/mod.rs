@@ -96,3 +96,5 @@ fn host_names(job: &Job) -> Vec<&str> {
 }
 
 const ONE_JOB: &str = "[jobs.build]\nhost = \"local\"\nsteps = [\"make\"]\n";
+/// A user's fixup pack, as small as a valid one gets.
+const VM_PACK: &str = "name = \"vm\"\ndescription = \"Start the VM.\"\n[[rule]]\nname = \"down\"\nwhen = \"down\"\nrun = \"virsh start nico\"\n";

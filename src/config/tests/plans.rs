@@ -126,7 +126,13 @@ fn the_local_host_is_built_in() {
 
     let plan = self::plan(&[]);
     assert_eq!(plan.hosts.len(), 1);
-    assert!(plan.systems.is_empty() && plan.jobs.is_empty() && plan.fixup_packs.is_empty());
+    assert!(plan.systems.is_empty() && plan.jobs.is_empty());
+    let packs: Vec<&str> = plan.fixup_packs.keys().map(String::as_str).collect();
+    assert_eq!(
+        packs,
+        ["podman", "port", "ssh", "sshfs"],
+        "only the built-in packs"
+    );
 }
 
 #[test]
@@ -341,7 +347,11 @@ fn the_spec_example_parses_into_the_expected_plan() {
     assert_eq!(host_names(mount), ["laptop", "n1"]);
     assert!(matches!(&mount.ready, Ready::Probe { command, every }
         if command == "mountpoint -q /mnt/letz" && *every == Duration::from_millis(500)));
-    assert!(plan.fixup_packs.is_empty());
+    assert!(
+        plan.fixup_packs
+            .values()
+            .all(|pack| pack.origin == PackOrigin::BuiltIn)
+    );
 }
 
 #[test]
