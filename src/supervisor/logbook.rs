@@ -110,6 +110,12 @@ impl LogBook {
         }
     }
 
+    /// Calls `read` with the kept lines of `id` (None if zap does not run it).
+    /// Keep `read` short: the supervisor waits for the lock meanwhile.
+    pub fn with_ring<R>(&self, id: &InstanceId, read: impl FnOnce(&Ring) -> R) -> Option<R> {
+        self.lock().rings.get(id).map(read)
+    }
+
     /// Flushes the files and stops the writer.
     pub fn close(&self) -> Vec<String> {
         let writer = self.lock().writer.take();

@@ -50,6 +50,9 @@ pub enum Event {
     Restart { reason: String },
     /// Start a job that is stopped or done (`zap start`).
     Start,
+    /// Send a signal to the job's whole process group, nothing more (the
+    /// TUI's signal menu): what follows depends on how the job takes it.
+    SendSignal(Signal),
 }
 
 /// Why a timer was set. Timers carry the run generation they were set in,
@@ -640,6 +643,15 @@ impl State {
                     instance.phase = Phase::Pending;
                 }
             },
+            Event::SendSignal(signal) => {
+                if let (true, Some(pgid)) = (instance.is_live(), instance.pgid) {
+                    effects.push(Effect::Signal {
+                        id: instance.id.clone(),
+                        pgid,
+                        signal,
+                    });
+                }
+            }
             Event::Start => {
                 if matches!(instance.phase, Phase::Done(_) | Phase::Backoff { .. }) {
                     instance.failures_in_a_row = 0;
