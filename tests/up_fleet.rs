@@ -1,0 +1,219 @@
+//! `zap up` against the container fleet (`scripts/fleet up`): nothing is
+//! left running on any host, a killed zap's leftovers are cleaned up, a host
+//! that freezes is noticed and recovered, and a flood holds nobody back.
+
+mod common;
+
+use std::process::Command as Process;
+use std::time::{Duration, Instant};
+
+use common::{Fixture, Running};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Command lines on container `host` that contain `marker`.
+fn remote_processes(host: &str, marker: &str) -> Vec<String> {
+    let output = Process::new("docker")
+        .args([
+            "exec",
+            &format!("zaptest-{host}"),
+            "ps",
+            "-eo",
+            "stat=,args=",
+        ])
+        .output()
+        .expect("docker exec ps");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.contains(marker) && !line.trim_start().starts_with('Z'))
+        .map(String::from)
+        .collect()
+}
+
+fn gone_everywhere(hosts: &[&str], marker: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    for _ in 0..30 {
+        left = hosts
+            .iter()
+            .flat_map(|host| remote_processes(host, marker))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    left
+}
+
+/// `sleep N` with an N unique to one test run.
+fn marker() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.subsec_nanos());
+    format!("sleep {}", 200_000 + nanos % 700_000)
+}
+
+fn docker(args: &[&str]) {
+    let status = Process::new("docker").args(args).status().expect("docker");
+    assert!(status.success(), "docker {args:?}");
+}
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn ctrl_c_leaves_no_process_on_any_host() {
+    let fixture = Fixture::fleet();
+    let mark = marker();
+    fixture.write(
+        "jobs/app.toml",
+        &format!(
+            "[jobs.db]\nhosts = [\"n1\", \"n2\"]\nsteps = [\"cd /tmp\", \"echo ready; {mark}\"]\nready = {{ log = \"ready\" }}\n\
+             [jobs.web]\nhosts = [\"n3\"]\nafter = [\"db\"]\nstop = {{ timeout = \"2s\" }}\n\
+             steps = [\"sh -c '{mark}' & sh -c 'trap \\\"\\\" TERM; {mark}' & wait\"]\n"
+        ),
+    );
+    let zap = Running::start(&fixture, &["up", "--headless"]);
+    zap.wait_for("n3 app.web[1]", MINUTE);
+    std::thread::sleep(Duration::from_millis(500));
+    for host in ["n1", "n2", "n3"] {
+        assert!(
+            !remote_processes(host, &mark).is_empty(),
+            "{host} runs its job"
+        );
+    }
+    zap.signal(libc::SIGINT);
+    let (code, output) = zap.wait(MINUTE);
+    println!("{output}");
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(
+        gone_everywhere(&["n1", "n2", "n3"], &mark),
+        Vec::<String>::new()
+    );
+    let web_stop = line_with(&output, &["app.web", "~ stopped"]).expect("web stopped");
+    let db_stop = line_with(&output, &["app.db", "~ stopped"]).expect("db stopped");
+    assert!(web_stop < db_stop, "the dependent stops first:\n{output}");
+}
+
+/// The index of the first line that holds every one of `parts`.
+fn line_with(output: &str, parts: &[&str]) -> Option<usize> {
+    output
+        .lines()
+        .position(|line| parts.iter().all(|part| line.contains(part)))
+}
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn after_kill_9_the_next_up_stops_the_leftovers_and_runs_one_copy() {
+    let fixture = Fixture::fleet();
+    let mark = marker();
+    fixture.write(
+        "jobs/app.toml",
+        &format!("[jobs.worker]\nhosts = [\"n1\", \"n2\"]\nsteps = [\"{mark}\"]\n"),
+    );
+    let first = Running::start(&fixture, &["up", "--headless"]);
+    first.wait_for("n2 app.worker[1]", MINUTE);
+    first.wait_for("n1 app.worker[1]", MINUTE);
+    first.signal(libc::SIGKILL);
+    let _ = first.wait(MINUTE);
+    std::thread::sleep(Duration::from_millis(500));
+    for host in ["n1", "n2"] {
+        assert_eq!(
+            remote_processes(host, &mark).len(),
+            1,
+            "kill -9 leaves {host}'s job"
+        );
+    }
+    let second = Running::start(&fixture, &["up", "--headless"]);
+    second.wait_for("left running by an earlier zap", MINUTE);
+    second.wait_for("n1 app.worker[1]", MINUTE);
+    second.wait_for("n2 app.worker[1]", MINUTE);
+    std::thread::sleep(Duration::from_millis(500));
+    for host in ["n1", "n2"] {
+        assert_eq!(
+            remote_processes(host, &mark).len(),
+            1,
+            "exactly one copy on {host}"
+        );
+    }
+    assert_eq!(
+        second.count("left running by an earlier zap"),
+        2,
+        "{}",
+        second.output()
+    );
+    second.signal(libc::SIGTERM);
+    let (code, output) = second.wait(MINUTE);
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(gone_everywhere(&["n1", "n2"], &mark), Vec::<String>::new());
+}
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn a_frozen_host_is_lost_then_recovered_and_the_others_never_notice() {
+    let fixture = Fixture::fleet();
+    // Keepalives every second: "lost" within about three of them.
+    let hosts = common::fleet_hosts_toml().replace("keepalive = \"5s\"", "keepalive = \"1s\"");
+    fixture.write("hosts.toml", &hosts);
+    let mark = marker();
+    fixture.write(
+        "jobs/app.toml",
+        &format!(
+            "[jobs.far]\nhost = \"n4\"\nrestart = \"on-failure\"\nsteps = [\"echo up on $(hostname)\", \"{mark}\"]\n\
+             [jobs.near]\nhost = \"n1\"\nsteps = [\"i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.5; done\"]\n"
+        ),
+    );
+    let zap = Running::start(&fixture, &["up", "--headless"]);
+    zap.wait_for("up on n4", MINUTE);
+    zap.wait_for("tick 2", MINUTE);
+    docker(&["pause", "zaptest-n4"]);
+    let paused = Instant::now();
+    zap.wait_for("~ lost:", MINUTE);
+    let detected = paused.elapsed();
+    let ticks_while_down = zap.count("| tick");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        zap.count("| tick") > ticks_while_down + 3,
+        "n1's job went on"
+    );
+    docker(&["unpause", "zaptest-n4"]);
+    assert!(
+        detected < Duration::from_secs(20),
+        "took {detected:?} to notice"
+    );
+    zap.wait_for("the host answers again", MINUTE);
+    zap.wait_for("(restart 1)", MINUTE);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        remote_processes("n4", &mark).len(),
+        1,
+        "the old copy was stopped, one runs"
+    );
+    zap.signal(libc::SIGINT);
+    let (code, output) = zap.wait(MINUTE);
+    println!("{output}");
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(gone_everywhere(&["n1", "n4"], &mark), Vec::<String>::new());
+}
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn a_flood_on_one_host_does_not_hold_back_a_quiet_job() {
+    let fixture = Fixture::fleet();
+    fixture.write(
+        "jobs/app.toml",
+        "[jobs.flood]\nhost = \"n1\"\nsteps = [\"head -c 100000000 /dev/zero | tr '\\\\0' x | fold -w 100\"]\n\
+         [jobs.quiet]\nhost = \"n2\"\nsteps = [\"for i in 1 2 3 4 5 6; do echo quiet $i; sleep 0.5; done\"]\n\
+         [jobs.neighbour]\nhost = \"n1\"\nsteps = [\"for i in 1 2 3 4 5 6; do echo beside $i; sleep 0.5; done\"]\n",
+    );
+    let zap = Running::start(&fixture, &["up", "--headless"]);
+    let started = Instant::now();
+    zap.wait_for("quiet 6", MINUTE);
+    zap.wait_for("beside 6", MINUTE);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "quiet output was held back: {:?}",
+        started.elapsed()
+    );
+    zap.signal(libc::SIGINT);
+    let (code, _) = zap.wait(MINUTE);
+    assert_eq!(code, 0);
+}
