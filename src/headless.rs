@@ -171,7 +171,9 @@ impl<W: Write> Observer for Printer<W> {
         {
             self.output_line(id, *stream, step_label(*step), text, cut);
         } else if let Some((step, text)) = event_note(instance, event) {
-            self.zap_line(id, step_label(step), &text);
+            for line in text.lines() {
+                self.zap_line(id, step_label(step), line);
+            }
         }
         self.state_change(state.mode(), instance);
     }
@@ -246,6 +248,20 @@ pub fn event_note(instance: &Instance, event: &Event) -> Option<(Option<StepInde
         Event::Stop { reason, .. } => (None, format!("stopping: {reason}")),
         Event::Restart { reason } => (None, format!("restarting: {reason}")),
         Event::HostBack => (None, "the host answers again".to_string()),
+        Event::RemedyDone { exit, output } => {
+            let record = instance.fixups.last()?;
+            let verdict = if record.healed {
+                "healed"
+            } else {
+                "did not heal it"
+            };
+            let mut text = format!("fixup {} ended ({exit}): {verdict}", record.rule);
+            for line in output.lines() {
+                text.push_str("\n  ");
+                text.push_str(line);
+            }
+            (None, text)
+        }
         _ => return None,
     })
 }
@@ -280,6 +296,10 @@ pub fn state_label(mode: Mode, instance: &Instance) -> Option<String> {
                 .reason
                 .as_deref()
                 .unwrap_or("the connection dropped")
+        )),
+        Phase::Fixing { rule, command } => Some(format!(
+            "fixing: {} -> running {rule}: {command}",
+            instance.reason.as_deref().unwrap_or("a fixup matched")
         )),
         Phase::Done(_) => crate::summary::outcome_text(instance),
         _ => None,

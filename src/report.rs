@@ -113,6 +113,18 @@ fn job_report(instance: &Instance) -> JobReport {
                 }
             })
             .collect(),
-        fixups: Vec::new(),
+        fixups: instance
+            .fixups
+            .iter()
+            .map(|fixup| FixupReport {
+                rule: fixup.rule.clone(),
+                command: fixup.command.clone(),
+                exit: match &fixup.exit {
+                    Some(ExitInfo::Code(code)) => Some(*code),
+                    _ => None,
+                },
+                healed: fixup.healed,
+            })
+            .collect(),
     }
 }

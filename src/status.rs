@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use crate::control::protocol::{InstanceStatus, LastExit};
+use crate::control::protocol::{FixupAttempt, InstanceStatus, LastExit};
 use crate::summary::{format_duration, outcome_text};
 use crate::supervisor::{Instance, Outcome, Phase, State};
 
@@ -26,6 +26,7 @@ pub fn state_name(instance: &Instance) -> &'static str {
         Phase::Stopping => "stopping",
         Phase::Backoff { .. } => "backoff",
         Phase::Lost => "lost",
+        Phase::Fixing { .. } => "fixing",
         Phase::Done(Outcome::Ok) => "exited",
         Phase::Done(Outcome::Failed { .. } | Outcome::DependencyFailed(_)) => "failed",
         Phase::Done(Outcome::Unreachable(_)) => "unreachable",
@@ -69,5 +70,15 @@ fn instance_status(instance: &Instance, now: Instant) -> InstanceStatus {
         reason,
         cpu_percent: None,
         rss_bytes: None,
+        fixups: instance
+            .fixups
+            .iter()
+            .map(|fixup| FixupAttempt {
+                rule: fixup.rule.clone(),
+                command: fixup.command.clone(),
+                exit: fixup.exit.as_ref().map(LastExit::from),
+                healed: fixup.healed,
+            })
+            .collect(),
     }
 }

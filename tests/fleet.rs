@@ -301,3 +301,51 @@ fn check_connect_authenticates_to_every_host_in_use() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn a_fixup_heals_a_job_on_its_host_and_a_local_remedy_runs_here() {
+    let fixture = Fixture::fleet();
+    let nonce = std::process::id();
+    let remote = format!("/tmp/zap-fixup-{nonce}");
+    let local = fixture.path().join("local-remedy-ran");
+    fixture.write(
+        "jobs/web.toml",
+        &format!(
+            r#"
+[jobs.remote]
+host = "n2"
+steps = ["[ -e {remote} ] || {{ echo 'missing file {remote}' >&2; exit 3; }}", "echo healthy on $(hostname)"]
+
+[[jobs.remote.fixup]]
+when = 'missing file (?P<path>\S+)'
+run = "touch {{path}}"
+
+[jobs.vm]
+host = "n3"
+steps = ["[ -e /tmp/vm-{nonce} ] || {{ echo 'ssh: connect to host vm-{nonce} port 22: Connection refused' >&2; exit 255; }}"]
+
+[[jobs.vm.fixup]]
+when = 'connect to host (?P<vm>\S+) port'
+on = "local"
+run = "echo {{vm}} > {local} && ssh -F /dev/null -i {key} -o UserKnownHostsFile={known} -p 2203 root@127.0.0.1 touch /tmp/{{vm}}"
+"#,
+            local = local.display(),
+            key = fleet_state().join("id_ed25519").display(),
+            known = fleet_state().join("known_hosts").display(),
+        ),
+    );
+    let report = report_path(&fixture);
+    let out = run(fixture.zap(&["run", "--report", &report]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.lines_of("n2", "web.remote", '|'), ["healthy on n2"]);
+    assert_eq!(
+        std::fs::read_to_string(&local).expect("the local remedy ran here"),
+        format!("vm-{nonce}\n")
+    );
+    let json = Output::report(std::path::Path::new(&report));
+    for job in json["jobs"].as_array().expect("jobs") {
+        assert_eq!(job["status"], "ok", "{job}");
+        assert_eq!(job["fixups"][0]["healed"], true, "{job}");
+    }
+}

@@ -343,3 +343,122 @@ fn gone_soon(pid: &str) -> bool {
     }
     false
 }
+
+#[test]
+fn zap_run_heals_a_known_failure_with_a_fixup_and_reports_it() {
+    let fixture = Fixture::new();
+    let needed = fixture.path().join("needed");
+    local_job(
+        &fixture,
+        "web",
+        &format!(
+            r#"
+[jobs.app]
+host = "local"
+steps = ["echo start", "[ -e {needed} ] || {{ echo 'missing file {needed}' >&2; exit 3; }}", "echo healthy"]
+
+[[jobs.app.fixup]]
+when = 'missing file (?P<path>\S+)'
+stream = "stderr"
+run = "touch {{path}} && echo made {{path}}"
+"#,
+            needed = needed.display()
+        ),
+    );
+    let report = fixture.path().join("report.json");
+    let out = run(fixture.zap(&["run", "--report", report.to_str().expect("utf-8")]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.lines_of("local", "web.app", '|'),
+        ["start", "start", "healthy"]
+    );
+    assert!(
+        out.stdout.contains("fixup job/1 ended (exit 0): healed"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!("made {}", needed.display())),
+        "the remedy's output is logged"
+    );
+    let job = &Output::report(&report)["jobs"][0];
+    assert_eq!(job["status"], "ok");
+    assert_eq!(job["restarts"], 1);
+    assert_eq!(
+        job["fixups"],
+        serde_json::json!([{
+            "rule": "job/1",
+            "command": format!("touch {0} && echo made {0}", needed.display()),
+            "exit": 0,
+            "healed": true
+        }])
+    );
+}
+
+#[test]
+fn a_hostile_capture_reaches_the_remedy_as_one_literal_word() {
+    let fixture = Fixture::new();
+    let seen = fixture.path().join("seen");
+    let pwned = fixture.path().join("pwned");
+    let hostile = format!(
+        "x'; touch {}; echo '$(id) `id` \"q\" ; \\ $HOME",
+        pwned.display()
+    );
+    // The job prints the hostile name as a remote program would.
+    let message = fixture.write("message", &format!("container \"{hostile}\" is in use\n"));
+    local_job(
+        &fixture,
+        "web",
+        &format!(
+            r#"
+[jobs.app]
+host = "local"
+steps = ["[ -e {seen} ] || {{ cat {message} >&2; exit 125; }}"]
+
+[[jobs.app.fixup]]
+when = 'container "(?P<name>.+)" is in use'
+run = "printf '%s' {{name}} > {seen}"
+"#,
+            seen = seen.display(),
+            message = message.display(),
+        ),
+    );
+    let out = run(fixture.zap(&["run"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(std::fs::read_to_string(&seen).expect("remedy ran"), hostile);
+    assert!(!pwned.exists(), "the capture ran as code");
+}
+
+#[test]
+fn a_fixup_that_never_heals_fails_the_job_after_max_tries() {
+    let fixture = Fixture::new();
+    local_job(
+        &fixture,
+        "web",
+        r#"
+[jobs.app]
+host = "local"
+steps = ["echo 'port 8080 is busy' >&2; exit 1"]
+
+[[jobs.app.fixup]]
+when = 'port (?P<port>\d+) is busy'
+run = "echo cannot free {port}; exit 4"
+max = 2
+on = "local"
+"#,
+    );
+    let report = fixture.path().join("report.json");
+    let out = run(fixture.zap(&["run", "--report", report.to_str().expect("utf-8")]));
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("fixup job/1 did not heal it after 2 tries"),
+        "{}",
+        out.stdout
+    );
+    let job = &Output::report(&report)["jobs"][0];
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["fixups"].as_array().map(Vec::len), Some(2));
+    assert_eq!(job["fixups"][1]["exit"], 4);
+    assert_eq!(job["fixups"][1]["healed"], false);
+}

@@ -263,6 +263,7 @@ mod tests {
             reason: None,
             cpu_percent: None,
             rss_bytes: None,
+            fixups: Vec::new(),
         }
     }
 

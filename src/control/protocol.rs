@@ -57,6 +57,19 @@ pub struct InstanceStatus {
     pub reason: Option<String>,
     pub cpu_percent: Option<f64>,
     pub rss_bytes: Option<u64>,
+    /// Every fixup attempt of this instance, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fixups: Vec<FixupAttempt>,
+}
+
+/// One fixup attempt: which rule, the remedy's command, how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixupAttempt {
+    pub rule: String,
+    pub command: String,
+    /// `None` while the remedy runs.
+    pub exit: Option<LastExit>,
+    pub healed: bool,
 }
 
 /// How a run ended: `{"code":1}`, `{"signal":"TERM"}` or `"unknown"`.
@@ -172,6 +185,7 @@ mod tests {
             reason: Some("restarting in 4s".into()),
             cpu_percent: None,
             rss_bytes: None,
+            fixups: Vec::new(),
         }
     }
 

@@ -12,9 +12,12 @@ use tokio::time::Instant;
 
 use super::instance::{Addressed, RunContext, run_instance};
 use super::state::{Effect, Event, Mode, Phase, State};
-use crate::config::Plan;
-use crate::model::{HostName, InstanceId, Signal};
+use crate::config::{Plan, RemedyPlace};
+use crate::fixup::{Guard, Remedy};
+use crate::model::{ExitInfo, HostName, InstanceId, Signal};
+use crate::transport::escape::quote;
 use crate::transport::host::Transport;
+use crate::transport::local::LocalHost;
 
 /// How many events may wait for the supervisor. A job that floods output is
 /// slowed down at its own channel when this fills, never dropped.
@@ -289,6 +292,31 @@ impl Engine<'_> {
                         let _ = events.send((id, generation, Event::ProbeDone(ok))).await;
                     });
                 }
+                Effect::Remedy {
+                    id,
+                    generation,
+                    remedy,
+                    keep_pgids,
+                } => {
+                    let transport = match remedy.on {
+                        RemedyPlace::Host => self.transports.get(&id.host).cloned(),
+                        RemedyPlace::Local => Some(Transport::Local(LocalHost)),
+                    };
+                    let (Some(transport), Some(job)) = (transport, self.plan.job(&id.job)) else {
+                        continue;
+                    };
+                    let guard = Guard {
+                        zap_pid: matches!(transport, Transport::Local(_)).then(std::process::id),
+                        keep_pgids,
+                    };
+                    let env = remedy.env(&job.env, &id, &guard);
+                    let events = self.events_tx.clone();
+                    tokio::spawn(async move {
+                        let (exit, output) = run_remedy(&transport, &remedy, &env).await;
+                        let done = Event::RemedyDone { exit, output };
+                        let _ = events.send((id, generation, done)).await;
+                    });
+                }
             }
         }
     }
@@ -347,6 +375,63 @@ impl Engine<'_> {
                 let _ = events.send((id, generation, Event::HostBack)).await;
             }
         });
+    }
+}
+
+/// Most of a remedy's output kept for the job's log.
+const REMEDY_OUTPUT_LINES: usize = 40;
+
+/// Runs a fixup's remedy with the job's environment, stopped (KILL) at its
+/// timeout, and returns how it ended and what it printed.
+async fn run_remedy(
+    transport: &Transport,
+    remedy: &Remedy,
+    env: &BTreeMap<String, String>,
+) -> (ExitInfo, String) {
+    let mut script = String::new();
+    for (name, value) in env {
+        if crate::transport::script::is_env_name(name) {
+            script.push_str(&format!("export {name}={}; ", quote(value)));
+        }
+    }
+    script.push_str(&remedy.command);
+    let seconds = remedy.timeout.as_secs().max(1);
+    // `timeout` (coreutils, busybox) ends it on the host itself; where it is
+    // missing, zap's own wait below still ends the wait.
+    let command = format!(
+        "if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL {seconds} /bin/sh -c {script}; \
+         else exec /bin/sh -c {script}; fi",
+        script = quote(&script)
+    );
+    let wait = remedy.timeout + Duration::from_secs(10);
+    match tokio::time::timeout(wait, transport.run_capture(&command)).await {
+        Ok(Ok((exit, stdout, stderr))) => {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&stdout),
+                String::from_utf8_lossy(&stderr)
+            );
+            let lines: Vec<&str> = text.lines().collect();
+            let kept = lines.len().saturating_sub(REMEDY_OUTPUT_LINES);
+            let mut output = lines[kept..].join("\n");
+            if kept > 0 {
+                output = format!("({kept} earlier lines not kept)\n{output}");
+            }
+            let exit = match exit {
+                // `timeout -s KILL` reports its kill as 137.
+                ExitInfo::Code(137) => ExitInfo::Signal("KILL".into()),
+                other => other,
+            };
+            (exit, output)
+        }
+        Ok(Err(error)) => (
+            ExitInfo::Unknown,
+            format!("could not run the remedy: {error}"),
+        ),
+        Err(_) => (
+            ExitInfo::Unknown,
+            format!("the remedy did not end within {}s", wait.as_secs()),
+        ),
     }
 }
 

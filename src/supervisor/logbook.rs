@@ -163,7 +163,9 @@ impl Observer for LogBook {
         {
             self.push(id, LogLine::output(*stream, *step, text.clone(), *cut));
         } else if let Some((step, text)) = event_note(instance, event) {
-            self.push(id, LogLine::zap(step, text));
+            for line in text.lines() {
+                self.push(id, LogLine::zap(step, line));
+            }
         }
         if let Some(label) = state_label(state.mode(), instance) {
             let changed = {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::config::{Job, Plan, Ready, RestartPolicy};
+use crate::fixup::{Attempts, Decision, Matcher, Remedy};
 use crate::model::{ExitInfo, InstanceId, JobName, Signal, StepIndex};
 use crate::transport::decode::JobEvent;
 
@@ -50,6 +51,9 @@ pub enum Event {
     Restart { reason: String },
     /// Start a job that is stopped or done (`zap start`).
     Start,
+    /// A fixup's remedy ran to its end (`output`: what it printed, both
+    /// streams, cut short if long).
+    RemedyDone { exit: ExitInfo, output: String },
     /// Send a signal to the job's whole process group, nothing more (the
     /// TUI's signal menu): what follows depends on how the job takes it.
     SendSignal(Signal),
@@ -67,6 +71,8 @@ pub enum Wake {
     ScheduledRestart,
     /// Time to run the `ready` probe again.
     Probe,
+    /// A fixup's cooldown is over: run its remedy.
+    RemedyDue,
 }
 
 /// What the supervisor must do after an event.
@@ -93,6 +99,15 @@ pub enum Effect {
         id: InstanceId,
         generation: u64,
         command: String,
+    },
+    /// Run a fixup's remedy (where `remedy.on` says) to completion; answer
+    /// with `Event::RemedyDone`. `keep_pgids`: zap's live jobs on the job's
+    /// host, which the remedy must spare.
+    Remedy {
+        id: InstanceId,
+        generation: u64,
+        remedy: Box<Remedy>,
+        keep_pgids: Vec<u32>,
     },
 }
 
@@ -135,6 +150,12 @@ pub enum Phase {
     },
     /// Its host went away under it; it starts again when the host is back.
     Lost,
+    /// Stopped for a fixup: its remedy runs (or waits for its cooldown);
+    /// then the job starts again.
+    Fixing {
+        rule: String,
+        command: String,
+    },
     Done(Outcome),
 }
 
@@ -163,6 +184,16 @@ pub struct LastRun {
     pub exit: ExitInfo,
 }
 
+/// One fixup attempt, for `zap status` and the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixupRecord {
+    pub rule: String,
+    pub command: String,
+    /// How the remedy ended; `None` while it runs.
+    pub exit: Option<ExitInfo>,
+    pub healed: bool,
+}
+
 /// What to do when the running shell ends, because zap asked it to end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum AfterEnd {
@@ -173,6 +204,14 @@ enum AfterEnd {
         counts_as_failure: bool,
     },
     Restart {
+        reason: String,
+    },
+    /// A fixup matched: run its remedy, then start again.
+    Fix {
+        remedy: Box<Remedy>,
+    },
+    /// A fixup gave up: the job is failed with this reason.
+    Fail {
         reason: String,
     },
 }
@@ -203,11 +242,22 @@ pub struct Instance {
     failures_in_a_row: u32,
     /// Restarts the policy made (not the user), for `max_restarts`.
     policy_restarts: u32,
+    /// Every fixup attempt, oldest first.
+    pub fixups: Vec<FixupRecord>,
+    /// The job's fixup rules, watching its output.
+    matcher: Matcher,
+    attempts: Attempts,
+    /// A remedy waiting for its rule's cooldown.
+    remedy_due: Option<Box<Remedy>>,
 }
 
 impl Instance {
-    fn new(id: InstanceId, job: &Job, selected: &[InstanceId]) -> Self {
+    fn new(id: InstanceId, plan: &Plan, job: &Job, selected: &[InstanceId]) -> Self {
         Instance {
+            fixups: Vec::new(),
+            matcher: Matcher::for_job(plan, job),
+            attempts: Attempts::new(),
+            remedy_due: None,
             id,
             steps: fresh_steps(job),
             phase: Phase::Pending,
@@ -295,6 +345,7 @@ impl Instance {
         self.ready = false;
         self.reason = None;
         self.after_end = AfterEnd::Nothing;
+        self.matcher.reset();
         Effect::Start {
             id: self.id.clone(),
             generation: self.generation,
@@ -409,7 +460,14 @@ impl State {
     pub fn new(plan: &Plan, selected: &[InstanceId], mode: Mode) -> Self {
         let instances: Vec<Instance> = selected
             .iter()
-            .filter_map(|id| Some(Instance::new(id.clone(), plan.job(&id.job)?, selected)))
+            .filter_map(|id| {
+                Some(Instance::new(
+                    id.clone(),
+                    plan,
+                    plan.job(&id.job)?,
+                    selected,
+                ))
+            })
             .collect();
         let by_id = instances
             .iter()
@@ -471,7 +529,11 @@ impl State {
             let instance = &mut self.instances[position];
             if matches!(
                 instance.phase,
-                Phase::Pending | Phase::Waiting(_) | Phase::Backoff { .. } | Phase::Lost
+                Phase::Pending
+                    | Phase::Waiting(_)
+                    | Phase::Backoff { .. }
+                    | Phase::Lost
+                    | Phase::Fixing { .. }
             ) {
                 instance.ended = Some(now);
                 mark_pending_skipped(instance);
@@ -617,7 +679,11 @@ impl State {
                     };
                 }
                 Phase::Done(_) => {}
-                Phase::Pending | Phase::Waiting(_) | Phase::Backoff { .. } | Phase::Lost => {
+                Phase::Pending
+                | Phase::Waiting(_)
+                | Phase::Backoff { .. }
+                | Phase::Lost
+                | Phase::Fixing { .. } => {
                     instance.ended = Some(now);
                     mark_pending_skipped(instance);
                     instance.phase = Phase::Done(if counts_as_failure {
@@ -631,18 +697,40 @@ impl State {
                     });
                 }
             },
-            Event::Restart { reason } => match instance.phase {
-                Phase::Starting | Phase::Running => {
-                    request_stop(instance, AfterEnd::Restart { reason }, &mut effects);
+            Event::Restart { reason } => {
+                instance.attempts.reset();
+                match instance.phase {
+                    Phase::Starting | Phase::Running => {
+                        request_stop(instance, AfterEnd::Restart { reason }, &mut effects);
+                    }
+                    Phase::Stopping => instance.after_end = AfterEnd::Restart { reason },
+                    Phase::Pending | Phase::Waiting(_) | Phase::Lost | Phase::Fixing { .. } => {}
+                    Phase::Backoff { .. } | Phase::Done(_) => {
+                        instance.failures_in_a_row = 0;
+                        instance.policy_restarts = 0;
+                        instance.phase = Phase::Pending;
+                    }
                 }
-                Phase::Stopping => instance.after_end = AfterEnd::Restart { reason },
-                Phase::Pending | Phase::Waiting(_) | Phase::Lost => {}
-                Phase::Backoff { .. } | Phase::Done(_) => {
-                    instance.failures_in_a_row = 0;
-                    instance.policy_restarts = 0;
+            }
+            Event::RemedyDone { exit, .. } => {
+                let healed = instance.remedy_due.take().is_some_and(|remedy| {
+                    instance.attempts.finished(&remedy, now);
+                    remedy.healed(&exit)
+                });
+                if let Some(record) = instance.fixups.last_mut()
+                    && record.exit.is_none()
+                {
+                    record.exit = Some(exit);
+                    record.healed = healed;
+                }
+                if matches!(instance.phase, Phase::Fixing { .. }) {
+                    // Healed or not, the job gets its next try: a remedy that
+                    // did not help shows again as the same failure, until the
+                    // rule's `max` is spent.
+                    instance.reason = None;
                     instance.phase = Phase::Pending;
                 }
-            },
+            }
             Event::SendSignal(signal) => {
                 if let (true, Some(pgid)) = (instance.is_live(), instance.pgid) {
                     effects.push(Effect::Signal {
@@ -654,6 +742,7 @@ impl State {
             }
             Event::Start => {
                 if matches!(instance.phase, Phase::Done(_) | Phase::Backoff { .. }) {
+                    instance.attempts.reset();
                     instance.failures_in_a_row = 0;
                     instance.policy_restarts = 0;
                     instance.phase = Phase::Pending;
@@ -726,7 +815,15 @@ impl State {
                     };
                 }
             }
-            JobEvent::Line { text, .. } => {
+            JobEvent::Line { text, stream, .. } => {
+                if instance.phase == Phase::Running
+                    && !instance.stop_requested()
+                    && let Some(remedy) = instance.matcher.line(&text, stream)
+                {
+                    let after_end = fixup_decision(instance, remedy, now);
+                    request_stop(instance, after_end, effects);
+                    return;
+                }
                 if let Ready::Log(pattern) = &instance.job.ready
                     && !instance.ready
                     && pattern.is_match(&text)
@@ -742,6 +839,11 @@ impl State {
                 }
             }
             JobEvent::Ended { exit } => {
+                if !instance.stop_requested()
+                    && let Some(remedy) = instance.matcher.exit(&exit)
+                {
+                    instance.after_end = fixup_decision(instance, remedy, now);
+                }
                 let outcome = instance.close_run(now, exit);
                 self.after_run(position, outcome, now, effects);
             }
@@ -764,9 +866,31 @@ impl State {
             .is_some_and(|launched| now.saturating_duration_since(launched) >= BACKOFF_RESET_AFTER);
         if stayed_up {
             instance.failures_in_a_row = 0;
+            instance.attempts.reset();
         }
         let after_end = std::mem::replace(&mut instance.after_end, AfterEnd::Nothing);
         let failed = !matches!(outcome, Outcome::Ok);
+        let after_end = match after_end {
+            AfterEnd::Fix { remedy } if !shutting_down => {
+                let keep_pgids = self.live_groups_on(position);
+                let instance = &mut self.instances[position];
+                begin_fixing(instance, remedy, keep_pgids, now, effects);
+                return;
+            }
+            AfterEnd::Fail { reason } => {
+                let (step, exit) = match outcome {
+                    Outcome::Failed { step, exit, .. } => (step, exit),
+                    _ => (None, ExitInfo::Unknown),
+                };
+                instance.phase = Phase::Done(Outcome::Failed {
+                    step,
+                    exit,
+                    reason: Some(reason),
+                });
+                return;
+            }
+            other => other,
+        };
         instance.phase = match (after_end, outcome) {
             (AfterEnd::Stop { .. }, Outcome::Ok) if mode == Mode::Run => Phase::Done(Outcome::Ok),
             (
@@ -855,6 +979,15 @@ impl State {
                     request_stop(instance, AfterEnd::Restart { reason }, effects);
                 }
             }
+            Wake::RemedyDue => {
+                if matches!(instance.phase, Phase::Fixing { .. })
+                    && let Some(remedy) = instance.remedy_due.take()
+                {
+                    let keep_pgids = self.live_groups_on(position);
+                    let instance = &mut self.instances[position];
+                    begin_fixing(instance, remedy, keep_pgids, now, effects);
+                }
+            }
             Wake::Probe => {
                 if instance.phase == Phase::Running
                     && !instance.ready
@@ -925,6 +1058,20 @@ impl State {
         }
     }
 
+    /// The process groups of zap's other live jobs on the same host as
+    /// instance `position`: a remedy there must spare them.
+    fn live_groups_on(&self, position: usize) -> Vec<u32> {
+        let host = &self.instances[position].id.host;
+        self.instances
+            .iter()
+            .enumerate()
+            .filter(|(other, instance)| {
+                *other != position && &instance.id.host == host && instance.is_live()
+            })
+            .filter_map(|(_, instance)| instance.pgid)
+            .collect()
+    }
+
     /// "waiting for web.db (failed at step 2)", naming what holds it up.
     fn waiting_reason(&self, waiting_on: &[JobName]) -> String {
         let parts: Vec<String> = waiting_on
@@ -962,7 +1109,73 @@ fn is_about_a_run(event: &Event) -> bool {
             | Event::HostLost(_)
             | Event::Wake(_)
             | Event::ProbeDone(_)
+            | Event::RemedyDone { .. }
     )
+}
+
+/// What a matching fixup asks for: its remedy, or giving up when the rule's
+/// `max` attempts are spent.
+fn fixup_decision(instance: &Instance, remedy: Remedy, now: Instant) -> AfterEnd {
+    match instance.attempts.decide(&remedy, now) {
+        Decision::GiveUp { reason } => AfterEnd::Fail { reason },
+        Decision::Run { .. } | Decision::Wait { .. } => AfterEnd::Fix {
+            remedy: Box::new(remedy),
+        },
+    }
+}
+
+/// The job's shell is gone: run the remedy now, or once its rule's cooldown
+/// is over.
+fn begin_fixing(
+    instance: &mut Instance,
+    remedy: Box<Remedy>,
+    keep_pgids: Vec<u32>,
+    now: Instant,
+    effects: &mut Vec<Effect>,
+) {
+    instance.phase = Phase::Fixing {
+        rule: remedy.rule.clone(),
+        command: remedy.command.clone(),
+    };
+    instance.reason = Some(format!("{} matched: {}", remedy.rule, remedy.line));
+    match instance.attempts.decide(&remedy, now) {
+        Decision::Run { .. } => {
+            instance.attempts.started(&remedy, now);
+            instance.fixups.push(FixupRecord {
+                rule: remedy.rule.clone(),
+                command: remedy.command.clone(),
+                exit: None,
+                healed: false,
+            });
+            instance.remedy_due = Some(remedy.clone());
+            effects.push(Effect::Remedy {
+                id: instance.id.clone(),
+                generation: instance.generation,
+                remedy,
+                keep_pgids,
+            });
+        }
+        Decision::Wait { until } => {
+            effects.push(Effect::Wake {
+                id: instance.id.clone(),
+                generation: instance.generation,
+                after: until.saturating_duration_since(now),
+                why: Wake::RemedyDue,
+            });
+            instance.remedy_due = Some(remedy);
+        }
+        Decision::GiveUp { reason } => {
+            instance.reason = None;
+            instance.phase = Phase::Done(Outcome::Failed {
+                step: instance.last_run.as_ref().and_then(|last| last.step),
+                exit: instance
+                    .last_run
+                    .as_ref()
+                    .map_or(ExitInfo::Unknown, |last| last.exit.clone()),
+                reason: Some(reason),
+            });
+        }
+    }
 }
 
 /// Signals the job's process group (once it has one) and arms the KILL

@@ -806,3 +806,175 @@ fn a_probe_decides_readiness_and_is_retried_until_it_passes() {
         }]
     );
 }
+
+// ---- fixups ----
+
+const HEALABLE: &str = "[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\n\
+                        [[jobs.a.fixup]]\nwhen = 'name \"(?P<name>[^\"]+)\" is in use'\nrun = \"podman rm -f {name}\"\n\
+                        max = 2\n";
+
+fn remedies(effects: &[Effect]) -> Vec<String> {
+    effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Remedy { remedy, .. } => Some(remedy.command.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Starts the current run of `a` and has it print `text` on stderr.
+fn print_in_run(state: &mut State, text: &str, at: Instant) -> Vec<Effect> {
+    let a = id("a");
+    let generation = state.instance(&a).expect("a").generation;
+    state.apply(
+        &a,
+        generation,
+        job(JobEvent::Spawned { pid: 50, pgid: 50 }),
+        at,
+    );
+    let line = job(JobEvent::Line {
+        stream: Stream::Stderr,
+        step: Some(step(1)),
+        text: text.into(),
+        cut: LineCut::Whole,
+    });
+    state.apply(&a, generation, line, at)
+}
+
+fn end_run(state: &mut State, exit: ExitInfo, at: Instant) -> Vec<Effect> {
+    let a = id("a");
+    let generation = state.instance(&a).expect("a").generation;
+    state.apply(&a, generation, job(JobEvent::Ended { exit }), at)
+}
+
+fn remedy_done(state: &mut State, code: i32, at: Instant) -> Vec<Effect> {
+    let a = id("a");
+    let generation = state.instance(&a).expect("a").generation;
+    let done = Event::RemedyDone {
+        exit: ExitInfo::Code(code),
+        output: String::new(),
+    };
+    state.apply(&a, generation, done, at)
+}
+
+#[test]
+fn a_matching_line_stops_the_job_runs_the_remedy_then_starts_it_again() {
+    for mode in [Mode::Run, Mode::Up] {
+        let plan = plan(HEALABLE);
+        let mut state = State::new(&plan, &all(&plan), mode);
+        state.begin();
+        let now = Instant::now();
+        let effects = print_in_run(&mut state, "Error: name \"web 1\" is in use", now);
+        assert!(
+            effects.contains(&Effect::Signal {
+                id: id("a"),
+                pgid: 50,
+                signal: Signal::Term
+            }),
+            "the job is stopped before the remedy runs: {effects:?}"
+        );
+        assert!(
+            remedies(&effects).is_empty(),
+            "the remedy never races the job"
+        );
+        let effects = end_run(&mut state, ExitInfo::Signal("TERM".into()), now);
+        assert_eq!(remedies(&effects), ["podman rm -f 'web 1'"]);
+        assert!(matches!(
+            state.instance(&id("a")).map(|i| &i.phase),
+            Some(Phase::Fixing { .. })
+        ));
+        let effects = remedy_done(&mut state, 0, now);
+        assert_eq!(
+            effects,
+            [Effect::Start {
+                id: id("a"),
+                generation: 2
+            }]
+        );
+        let instance = state.instance(&id("a")).expect("a");
+        assert_eq!(
+            instance.fixups,
+            [FixupRecord {
+                rule: "job/1".into(),
+                command: "podman rm -f 'web 1'".into(),
+                exit: Some(ExitInfo::Code(0)),
+                healed: true,
+            }]
+        );
+        assert_eq!(instance.restarts, 1);
+    }
+}
+
+#[test]
+fn after_max_attempts_the_job_fails_with_the_fixup_named() {
+    let (_, mut state) = up(HEALABLE);
+    state.begin();
+    let now = Instant::now();
+    for _ in 0..2 {
+        print_in_run(&mut state, "name \"db\" is in use", now);
+        end_run(&mut state, ExitInfo::Signal("TERM".into()), now);
+        remedy_done(&mut state, 1, now);
+    }
+    let effects = print_in_run(&mut state, "name \"db\" is in use", now);
+    assert!(
+        effects
+            .iter()
+            .any(|effect| matches!(effect, Effect::Signal { .. }))
+    );
+    end_run(&mut state, ExitInfo::Signal("TERM".into()), now);
+    let instance = state.instance(&id("a")).expect("a");
+    match &instance.phase {
+        Phase::Done(Outcome::Failed {
+            reason: Some(reason),
+            ..
+        }) => {
+            assert_eq!(reason, "fixup job/1 did not heal it after 2 tries");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(
+        instance.fixups.iter().all(|fixup| !fixup.healed),
+        "ok_exit is [0]"
+    );
+}
+
+#[test]
+fn a_rule_with_an_exit_code_fires_when_the_job_ends_with_it() {
+    let (_, mut state) = up("[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\n\
+         [[jobs.a.fixup]]\nwhen = 'already exists'\nexit = [125]\nrun = \"cleanup\"\n");
+    state.begin();
+    let now = Instant::now();
+    let effects = print_in_run(&mut state, "Error: already exists", now);
+    assert!(effects.is_empty(), "waits for the exit code: {effects:?}");
+    let effects = end_run(&mut state, ExitInfo::Code(125), now);
+    assert_eq!(remedies(&effects), ["cleanup"]);
+}
+
+#[test]
+fn a_cooldown_delays_the_next_remedy() {
+    let (_, mut state) = up(&format!("{HEALABLE}cooldown = \"30s\"\n"));
+    state.begin();
+    let now = Instant::now();
+    print_in_run(&mut state, "name \"db\" is in use", now);
+    end_run(&mut state, ExitInfo::Signal("TERM".into()), now);
+    remedy_done(&mut state, 0, now);
+    print_in_run(&mut state, "name \"db\" is in use", now);
+    let effects = end_run(
+        &mut state,
+        ExitInfo::Signal("TERM".into()),
+        now + Duration::from_secs(10),
+    );
+    assert!(remedies(&effects).is_empty());
+    assert_eq!(
+        wakes(&effects),
+        [(Duration::from_secs(20), Wake::RemedyDue)]
+    );
+    let effects = wake_now(
+        &mut state,
+        "a",
+        Wake::RemedyDue,
+        now + Duration::from_secs(30),
+    );
+    assert_eq!(remedies(&effects), ["podman rm -f db"]);
+}

@@ -33,6 +33,7 @@ fn instance(host: &str, state: &str) -> InstanceStatus {
         reason: None,
         cpu_percent: Some(3.5),
         rss_bytes: Some(2048),
+        fixups: Vec::new(),
     }
 }
 
