@@ -349,3 +349,22 @@ run = "echo {{vm}} > {local} && ssh -F /dev/null -i {key} -o UserKnownHostsFile=
         assert_eq!(job["fixups"][0]["healed"], true, "{job}");
     }
 }
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn a_pty_job_over_ssh_gets_a_terminal_and_can_be_stopped() {
+    let fixture = Fixture::fleet();
+    fixture.write(
+        "jobs/web.toml",
+        "[jobs.term]\nhost = \"n3\"\npty = true\nsteps = [\"tty\", \"echo to stderr >&2\", \"sleep 300\"]\n",
+    );
+    let report = report_path(&fixture);
+    let out = run(fixture.zap(&["run", "--timeout", "3s", "--report", &report]));
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let lines = out.lines_of("n3", "web.term", '|');
+    assert!(lines[0].starts_with("/dev/pts/"), "{lines:?}");
+    assert_eq!(lines[1], "to stderr");
+    let job = &Output::report(std::path::Path::new(&report))["jobs"][0];
+    assert_eq!(job["failed_step"], 3);
+    assert_eq!(job["steps"][2]["status"], "killed");
+}

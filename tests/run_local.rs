@@ -462,3 +462,30 @@ on = "local"
     assert_eq!(job["fixups"][1]["exit"], 4);
     assert_eq!(job["fixups"][1]["healed"], false);
 }
+
+#[test]
+fn a_pty_job_runs_in_a_terminal_with_its_steps_still_told_apart() {
+    let fixture = Fixture::new();
+    local_job(
+        &fixture,
+        "web",
+        r#"
+[jobs.term]
+host = "local"
+pty = true
+steps = ["cd /tmp", "[ -t 1 ] && echo \"terminal in $PWD\"; echo to stderr >&2", "exit 4", "echo never"]
+"#,
+    );
+    let report = fixture.path().join("report.json");
+    let out = run(fixture.zap(&["run", "--report", report.to_str().expect("utf-8")]));
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    // In a terminal stderr is the same stream as stdout.
+    assert_eq!(
+        out.lines_of("local", "web.term", '|'),
+        ["terminal in /tmp", "to stderr"]
+    );
+    let job = &Output::report(&report)["jobs"][0];
+    assert_eq!(job["failed_step"], 3);
+    assert_eq!(job["steps"][2]["exit"], 4);
+    assert_eq!(job["steps"][3]["status"], "skipped");
+}

@@ -9,6 +9,7 @@ use crate::config::Job;
 use crate::model::{ExitInfo, InstanceId};
 use crate::transport::decode::{Decoder, JobEvent};
 use crate::transport::host::Transport;
+use crate::transport::pty;
 use crate::transport::script::{self, Nonce};
 use crate::transport::{CHUNK_QUEUE, Chunk, TransportError};
 
@@ -36,14 +37,19 @@ pub async fn run_instance(
     let nonce = Nonce::random();
     let mut env = job.env.clone();
     env.insert("ZAP_JOB".to_string(), id.to_string());
-    let script = script::build(&nonce, &job.steps, &env);
+    let script = script::build_for(&nonce, &job.steps, &env, job.pty);
+    let base = if job.pty {
+        pty::launch_command(script.len())
+    } else {
+        script::LAUNCH_COMMAND.to_string()
+    };
     // The run id goes into the shell's own environment, where a later zap
     // can read it (`/proc/PID/environ`) to recognise its leftovers.
-    let launch = script::launch_command_with(RUN_ID_VARIABLE, &context.run_id)
-        .unwrap_or_else(|| script::LAUNCH_COMMAND.to_string());
+    let launch =
+        script::launch_command_with(&base, RUN_ID_VARIABLE, &context.run_id).unwrap_or(base);
     let (tx, mut chunks) = mpsc::channel(CHUNK_QUEUE);
     let send = |event: Event| events.send((id.clone(), generation, event));
-    if let Err(error) = transport.launch(&launch, script, tx).await {
+    if let Err(error) = transport.launch(&launch, script, job.pty, tx).await {
         let event = match error {
             TransportError::Spawn(reason) => Event::LaunchFailed(reason),
             other => Event::Unreachable(other.to_string()),

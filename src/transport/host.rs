@@ -27,20 +27,25 @@ impl Transport {
         script: String,
         tx: mpsc::Sender<Chunk>,
     ) -> Result<(), TransportError> {
-        self.launch(LAUNCH_COMMAND, script, tx).await
+        self.launch(LAUNCH_COMMAND, script, false, tx).await
     }
 
     /// [`Transport::start`] with another launch command (see
-    /// `script::launch_command_with`).
+    /// `script::launch_command_with`), in a pseudo-terminal when `pty`.
     pub async fn launch(
         &self,
         command: &str,
         script: String,
+        pty: bool,
         tx: mpsc::Sender<Chunk>,
     ) -> Result<(), TransportError> {
         match self {
-            Transport::Local(local) => local.start(command, script.into_bytes(), tx).await,
-            Transport::Ssh(pool) => pool.start(command, script.into_bytes(), tx).await,
+            Transport::Local(local) => {
+                local
+                    .start_with(command, script.into_bytes(), pty, tx)
+                    .await
+            }
+            Transport::Ssh(pool) => pool.start_with(command, script.into_bytes(), pty, tx).await,
         }
     }
 

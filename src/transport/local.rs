@@ -9,6 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
+use super::pty::LocalPty;
 use super::{Chunk, TransportError};
 use crate::model::{ExitInfo, Signal};
 
@@ -52,6 +53,82 @@ impl LocalHost {
             let out = forward(stdout, tx.clone(), Chunk::Stdout);
             let err = forward(stderr, tx.clone(), Chunk::Stderr);
             tokio::join!(out, err);
+            let exit = match child.wait().await {
+                Ok(status) => exit_info(status),
+                Err(_) => ExitInfo::Unknown,
+            };
+            let _ = tx.send(Chunk::Exit(exit)).await;
+        });
+        Ok(())
+    }
+
+    /// [`LocalHost::start`], in a pseudo-terminal when `pty` (see
+    /// [`crate::transport::pty`]): stdout and stderr merge.
+    pub async fn start_with(
+        &self,
+        command: &str,
+        stdin: Vec<u8>,
+        pty: bool,
+        tx: mpsc::Sender<Chunk>,
+    ) -> Result<(), TransportError> {
+        if !pty {
+            return self.start(command, stdin, tx).await;
+        }
+        let spawn_error = |error: std::io::Error| TransportError::Spawn(format!("pty: {error}"));
+        let LocalPty {
+            controller,
+            terminal,
+        } = LocalPty::open().map_err(spawn_error)?;
+        let mut shell = Command::new("/bin/sh");
+        shell
+            .arg("-c")
+            .arg(command)
+            .stdin(Stdio::from(terminal.try_clone().map_err(spawn_error)?))
+            .stdout(Stdio::from(terminal.try_clone().map_err(spawn_error)?))
+            .stderr(Stdio::from(terminal))
+            .kill_on_drop(false);
+        // SAFETY: between fork and exec only async-signal-safe calls: a new
+        // session (so the job has its own process group, as without a pty)
+        // whose controlling terminal is the pty on stdin.
+        unsafe {
+            shell.pre_exec(|| {
+                if libc::setsid() == -1 || libc::ioctl(0, libc::TIOCSCTTY, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = shell.spawn().map_err(spawn_error)?;
+        // The terminal side must be closed here, or reading never ends.
+        drop(shell);
+        let mut writer = std::fs::File::from(controller);
+        let mut reader = writer.try_clone().map_err(spawn_error)?;
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let _ = writer.write_all(&stdin);
+        });
+        tokio::spawn(async move {
+            let output = tx.clone();
+            // A pty has no async reader in tokio; a blocking thread reads it
+            // until every process holding the terminal is gone (EIO).
+            let _ = tokio::task::spawn_blocking(move || {
+                use std::io::Read;
+                let mut buffer = vec![0u8; READ_BUFFER];
+                loop {
+                    match reader.read(&mut buffer) {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => {
+                            if output
+                                .blocking_send(Chunk::Stdout(buffer[..read].to_vec()))
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
+                    }
+                }
+            })
+            .await;
             let exit = match child.wait().await {
                 Ok(status) => exit_info(status),
                 Err(_) => ExitInfo::Unknown,

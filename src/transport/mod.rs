@@ -7,6 +7,7 @@ pub mod decode;
 pub mod escape;
 pub mod host;
 pub mod local;
+pub mod pty;
 pub mod script;
 pub mod ssh;
 

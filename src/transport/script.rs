@@ -41,7 +41,7 @@ pub const LAUNCH_COMMAND: &str = r#"exec /bin/sh -c 'eval "$(cat)"'"#;
 /// shows it, which is how leftovers of a run are recognised. Names and values
 /// must be plain words (letters, digits, `_`, `-`), so that the command still
 /// holds no quote or backslash for other login shells to misread.
-pub fn launch_command_with(name: &str, value: &str) -> Option<String> {
+pub fn launch_command_with(base: &str, name: &str, value: &str) -> Option<String> {
     let plain = |text: &str| {
         !text.is_empty()
             && text
@@ -51,7 +51,7 @@ pub fn launch_command_with(name: &str, value: &str) -> Option<String> {
     if !plain(name) || !plain(value) {
         return None;
     }
-    let shell = LAUNCH_COMMAND.strip_prefix("exec ")?;
+    let shell = base.strip_prefix("exec ")?;
     Some(format!("exec env {name}={value} {shell}"))
 }
 
@@ -173,6 +173,17 @@ pub fn is_env_name(name: &str) -> bool {
 /// An env name that is not a shell identifier makes the script print why on
 /// stderr and exit 2 before the first step.
 pub fn build(nonce: &Nonce, steps: &[String], env: &BTreeMap<String, String>) -> String {
+    build_for(nonce, steps, env, false)
+}
+
+/// [`build`] for a shell whose stdout and stderr are one stream (a pty):
+/// the markers are printed once, not once per stream.
+pub fn build_for(
+    nonce: &Nonce,
+    steps: &[String],
+    env: &BTreeMap<String, String>,
+    merged_streams: bool,
+) -> String {
     let tag = format!("{MARKER_TAG}:{nonce}");
     let mut script = String::new();
     script.push_str("# zap job wrapper\n");
@@ -193,11 +204,15 @@ pub fn build(nonce: &Nonce, steps: &[String], env: &BTreeMap<String, String>) ->
     for (index, step) in steps.iter().enumerate() {
         let n = index + 1;
         let _ = writeln!(script, r"printf '{tag}:start:%s\n' {n}");
-        let _ = writeln!(script, r"printf '{tag}:start:%s\n' {n} >&2");
+        if !merged_streams {
+            let _ = writeln!(script, r"printf '{tag}:start:%s\n' {n} >&2");
+        }
         let _ = writeln!(script, "eval {}", quote(step));
         script.push_str("zap_rc=$?\n");
         let _ = writeln!(script, r#"printf '{tag}:exit:%s:%s\n' {n} "$zap_rc""#);
-        let _ = writeln!(script, r#"printf '{tag}:exit:%s:%s\n' {n} "$zap_rc" >&2"#);
+        if !merged_streams {
+            let _ = writeln!(script, r#"printf '{tag}:exit:%s:%s\n' {n} "$zap_rc" >&2"#);
+        }
         script.push_str("if [ \"$zap_rc\" -ne 0 ]; then exit \"$zap_rc\"; fi\n");
     }
     script.push_str("exit 0\n");
@@ -317,7 +332,7 @@ mod tests {
 
     #[test]
     fn launch_command_with_puts_the_variable_in_the_shells_own_environment() {
-        let command = launch_command_with("ZAP_RUN", "abc-1").expect("plain words");
+        let command = launch_command_with(LAUNCH_COMMAND, "ZAP_RUN", "abc-1").expect("plain words");
         assert_eq!(
             command,
             r#"exec env ZAP_RUN=abc-1 /bin/sh -c 'eval "$(cat)"'"#
@@ -337,8 +352,8 @@ mod tests {
             })
             .expect("run");
         assert_eq!(String::from_utf8_lossy(&output.stdout), "ZAP_RUN=abc-1\n");
-        assert_eq!(launch_command_with("ZAP_RUN", "a'b"), None);
-        assert_eq!(launch_command_with("ZAP RUN", "ab"), None);
+        assert_eq!(launch_command_with(LAUNCH_COMMAND, "ZAP_RUN", "a'b"), None);
+        assert_eq!(launch_command_with(LAUNCH_COMMAND, "ZAP RUN", "ab"), None);
     }
 
     #[test]

@@ -141,9 +141,36 @@ impl SshHostPool {
         stdin: Vec<u8>,
         tx: mpsc::Sender<Chunk>,
     ) -> Result<(), TransportError> {
+        self.start_with(command, stdin, false, tx).await
+    }
+
+    /// [`SshHostPool::start`], in a pseudo-terminal when `pty` (see
+    /// [`crate::transport::pty`] for its modes): stdout and stderr merge.
+    pub async fn start_with(
+        &self,
+        command: &str,
+        stdin: Vec<u8>,
+        pty: bool,
+        tx: mpsc::Sender<Chunk>,
+    ) -> Result<(), TransportError> {
         let (channel, lease) = self.open_session().await?;
         let address = self.address();
         let (mut read, write) = channel.split();
+        if pty {
+            let (columns, rows) = crate::transport::pty::SIZE;
+            write
+                .request_pty(
+                    false,
+                    crate::transport::pty::TERM,
+                    u32::from(columns),
+                    u32::from(rows),
+                    0,
+                    0,
+                    &crate::transport::pty::ssh_modes(),
+                )
+                .await
+                .map_err(|error| self.lost_or_channel(&lease, error.to_string()))?;
+        }
         write
             .exec(true, command)
             .await
