@@ -1,0 +1,489 @@
+//! Reads one snapshot printed by the host-side poller (`poll.awk`) into plain
+//! structs. Pure: no clock, no I/O.
+//!
+//! The text between the begin and end lines, one record per line, the tag
+//! first (`/proc` mode, then `ps` mode):
+//!
+//! ```text
+//! h proc TCK PAGE          clock ticks per second, page size in bytes
+//! u UPTIME                 /proc/uptime: seconds since boot
+//! l L1 L5 L15              /proc/loadavg
+//! c USER NICE SYSTEM IDLE IOWAIT IRQ SOFTIRQ STEAL ...   /proc/stat "cpu" line
+//! n CPUS                   how many cpuN lines /proc/stat has
+//! m TOTAL_KB AVAILABLE_KB  /proc/meminfo
+//! p PID STATE PPID PGID SID UTIME STIME START RSS_PAGES COMM
+//!
+//! h ps
+//! d EPOCH                  `date +%s`
+//! w UPTIME_OUTPUT          `uptime`, for the load average
+//! q PID PPID PGID STAT TIME ETIME RSS_KB COMM      a `ps -o` row
+//! ```
+//!
+//! COMM is last so it may hold spaces and parentheses. A process line that
+//! cannot be read (the process vanished while the poller read it) is skipped
+//! and counted, never fatal: the rest of the snapshot is still good.
+
+use thiserror::Error;
+
+/// Where a snapshot's figures come from; it decides their precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `/proc`: CPU times in clock ticks, starts to the tick, host uptime to 10 ms.
+    Proc,
+    /// `ps`: CPU times to 1 s (procps) or 10 ms (BSD), starts to about a second.
+    Ps,
+    /// This machine, read with `sysinfo`: CPU times in ms, starts to the second.
+    Local,
+}
+
+impl Source {
+    /// How far apart, in clock ticks, two starts of one process may read:
+    /// `ps` derives a start from the current time minus the elapsed time,
+    /// each rounded to the second.
+    pub fn start_slack(self, clock_ticks: u64) -> u64 {
+        match self {
+            Source::Proc | Source::Local => 0,
+            Source::Ps => 2 * clock_ticks,
+        }
+    }
+}
+
+/// The host's CPU use as the snapshot tells it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HostCpu {
+    /// Cumulative jiffies since boot (`/proc/stat`): a rate needs two.
+    Times { busy: u64, total: u64 },
+    /// Already a rate over the last interval, 0–100 for the whole host.
+    Percent(f64),
+}
+
+/// One process as the poller saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcSample {
+    pub pid: u32,
+    pub ppid: u32,
+    pub pgid: u32,
+    /// Session id; 0 when the source does not tell (`ps` mode).
+    pub sid: u32,
+    /// `R`, `S`, `D`, `Z`, `T`, … as in `/proc/PID/stat`.
+    pub state: char,
+    pub comm: String,
+    /// utime + stime, in the snapshot's clock ticks.
+    pub cpu_ticks: u64,
+    /// When it started, in clock ticks on the snapshot's timeline (since
+    /// boot for `/proc`, since the epoch otherwise). With the pid, it tells
+    /// a process from a later one that got the same pid.
+    pub start: u64,
+    pub rss_bytes: u64,
+}
+
+/// Everything one poll of one host read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub source: Source,
+    /// The unit of `cpu_ticks`, `start` and `now`, per second.
+    pub clock_ticks: u64,
+    /// The host's clock at the poll, on the timeline of the starts.
+    pub now: Option<u64>,
+    pub load: Option<[f64; 3]>,
+    pub cpu: Option<HostCpu>,
+    pub cores: Option<u32>,
+    pub mem_total: Option<u64>,
+    pub mem_available: Option<u64>,
+    pub processes: Vec<ProcSample>,
+    /// Process lines that could not be read and were left out.
+    pub skipped: u32,
+}
+
+/// Why a snapshot could not be read. Only the host figures and the header
+/// can fail it; a bad process line is skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ParseError {
+    #[error("the snapshot has no header line")]
+    NoHeader,
+    #[error("line {line}: {reason}: {text:?}")]
+    BadLine {
+        line: usize,
+        text: String,
+        reason: &'static str,
+    },
+}
+
+/// Reads a snapshot. Lines starting with `@@` (the begin and end frame
+/// lines) and lines with unknown tags are ignored, so the poller can learn
+/// new records without breaking an older reader.
+pub fn parse_snapshot(text: &str) -> Result<Snapshot, ParseError> {
+    let mut snapshot: Option<Snapshot> = None;
+    let mut uptime: Option<f64> = None;
+    let mut page_size = 0u64;
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
+        let bad = |reason| ParseError::BadLine {
+            line: number,
+            text: line.chars().take(200).collect(),
+            reason,
+        };
+        let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
+        if tag == "h" {
+            let mut fields = rest.split_whitespace();
+            let source = match fields.next() {
+                Some("proc") => Source::Proc,
+                Some("ps") => Source::Ps,
+                _ => return Err(bad("unknown source")),
+            };
+            let clock_ticks = match source {
+                Source::Proc => {
+                    let ticks = number_field(fields.next()).ok_or_else(|| bad("no clock ticks"))?;
+                    page_size = number_field(fields.next()).ok_or_else(|| bad("no page size"))?;
+                    if ticks == 0 || page_size == 0 {
+                        return Err(bad("zero clock ticks or page size"));
+                    }
+                    ticks
+                }
+                // `ps` times are read to the hundredth of a second.
+                _ => PS_TICKS,
+            };
+            snapshot = Some(Snapshot {
+                source,
+                clock_ticks,
+                now: None,
+                load: None,
+                cpu: None,
+                cores: None,
+                mem_total: None,
+                mem_available: None,
+                processes: Vec::new(),
+                skipped: 0,
+            });
+            continue;
+        }
+        let Some(snapshot) = snapshot.as_mut() else {
+            if line.starts_with("@@") || line.is_empty() {
+                continue;
+            }
+            return Err(ParseError::NoHeader);
+        };
+        match tag {
+            "u" => uptime = Some(float_field(rest).ok_or_else(|| bad("bad uptime"))?),
+            "l" => snapshot.load = Some(load(rest).ok_or_else(|| bad("bad load average"))?),
+            "c" => snapshot.cpu = Some(cpu_times(rest).ok_or_else(|| bad("bad cpu line"))?),
+            "n" => {
+                let cores = number_field(Some(rest)).ok_or_else(|| bad("bad cpu count"))?;
+                snapshot.cores = u32::try_from(cores).ok().filter(|&cores| cores > 0);
+            }
+            "m" => {
+                let mut fields = rest.split_whitespace();
+                let total = number_field(fields.next()).ok_or_else(|| bad("bad memory"))?;
+                let available = number_field(fields.next()).ok_or_else(|| bad("bad memory"))?;
+                snapshot.mem_total = Some(total * 1024);
+                snapshot.mem_available = Some(available * 1024);
+            }
+            "p" => match proc_line(rest, page_size) {
+                Some(sample) => snapshot.processes.push(sample),
+                None => snapshot.skipped += 1,
+            },
+            "d" => {
+                let epoch = number_field(Some(rest)).ok_or_else(|| bad("bad date"))?;
+                snapshot.now = Some(epoch * PS_TICKS);
+            }
+            // `uptime` without a load average (some containers) says nothing.
+            "w" => snapshot.load = uptime_load(rest),
+            "q" => match (snapshot.now, ps_line(rest)) {
+                (Some(now), Some((mut sample, elapsed))) => {
+                    sample.start = now.saturating_sub(elapsed);
+                    snapshot.processes.push(sample);
+                }
+                _ => snapshot.skipped += 1,
+            },
+            _ => {}
+        }
+    }
+    let mut snapshot = snapshot.ok_or(ParseError::NoHeader)?;
+    if snapshot.source == Source::Proc {
+        // Starts are in ticks since boot: put "now" on the same timeline.
+        snapshot.now = uptime.map(|seconds| (seconds * snapshot.clock_ticks as f64).round() as u64);
+    }
+    Ok(snapshot)
+}
+
+/// `ps` fields are read in hundredths of a second.
+const PS_TICKS: u64 = 100;
+
+fn number_field(field: Option<&str>) -> Option<u64> {
+    field?.trim().parse().ok()
+}
+
+fn float_field(field: &str) -> Option<f64> {
+    let value: f64 = field.split_whitespace().next()?.parse().ok()?;
+    value.is_finite().then_some(value).filter(|&v| v >= 0.0)
+}
+
+fn load(rest: &str) -> Option<[f64; 3]> {
+    let mut fields = rest.split_whitespace().map(float_field);
+    Some([fields.next()??, fields.next()??, fields.next()??])
+}
+
+/// The `cpu` line of /proc/stat: user nice system idle iowait irq softirq
+/// steal (guest time is already inside user). Busy is all but idle and
+/// iowait, as top counts it.
+fn cpu_times(rest: &str) -> Option<HostCpu> {
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .take(8)
+        .map(|field| field.parse().ok())
+        .collect::<Option<_>>()?;
+    if fields.len() < 4 {
+        return None;
+    }
+    let total: u64 = fields.iter().sum();
+    let idle = fields[3] + fields.get(4).copied().unwrap_or(0);
+    Some(HostCpu::Times {
+        busy: total - idle,
+        total,
+    })
+}
+
+/// Splits off `count` fields separated by runs of spaces (`ps` aligns its
+/// columns); the rest (which may hold spaces of its own) comes last.
+fn fields_then_rest(line: &str, count: usize) -> Option<(Vec<&str>, &str)> {
+    let mut fields = Vec::with_capacity(count);
+    let mut rest = line.trim_start();
+    for _ in 0..count {
+        let end = rest.find(' ').unwrap_or(rest.len());
+        if end == 0 {
+            return None;
+        }
+        fields.push(&rest[..end]);
+        rest = rest[end..].trim_start_matches(' ');
+    }
+    Some((fields, rest))
+}
+
+/// `PID STATE PPID PGID SID UTIME STIME START RSS_PAGES COMM`, one space
+/// apart (awk's output separator). The comm is what stat had inside its
+/// outermost parentheses, spaces and all, even leading ones.
+fn proc_line(rest: &str, page_size: u64) -> Option<ProcSample> {
+    let mut fields = rest.splitn(10, ' ');
+    let mut next = || fields.next().filter(|field| !field.is_empty());
+    let pid: u32 = next()?.parse().ok().filter(|&pid| pid > 0)?;
+    let mut state = next()?.chars();
+    let (Some(state), None) = (state.next(), state.next()) else {
+        return None;
+    };
+    let ppid = next()?.parse().ok()?;
+    let pgid = next()?.parse().ok()?;
+    let sid = next()?.parse().ok()?;
+    let utime: u64 = next()?.parse().ok()?;
+    let stime: u64 = next()?.parse().ok()?;
+    let start = next()?.parse().ok()?;
+    let rss_pages: u64 = next()?.parse().ok()?;
+    let comm = fields.next().unwrap_or("").to_string();
+    Some(ProcSample {
+        pid,
+        ppid,
+        pgid,
+        sid,
+        state,
+        comm,
+        cpu_ticks: utime.checked_add(stime)?,
+        start,
+        rss_bytes: rss_pages.saturating_mul(page_size),
+    })
+}
+
+/// A `ps -o pid=,ppid=,pgid=,stat=,time=,etime=,rss=,comm=` row, and how
+/// long ago (in ticks) the process started.
+fn ps_line(rest: &str) -> Option<(ProcSample, u64)> {
+    let (fields, comm) = fields_then_rest(rest, 7)?;
+    let id = |index: usize| fields[index].parse::<u32>().ok();
+    Some((
+        ProcSample {
+            pid: id(0).filter(|&pid| pid > 0)?,
+            ppid: id(1)?,
+            pgid: id(2)?,
+            sid: 0,
+            state: fields[3].chars().next()?,
+            comm: comm.to_string(),
+            cpu_ticks: ps_duration(fields[4])?,
+            start: 0,
+            rss_bytes: fields[6].parse::<u64>().ok()?.saturating_mul(1024),
+        },
+        ps_duration(fields[5])?,
+    ))
+}
+
+/// `[DD-][HH:]MM:SS[.cc]` (procps `time`/`etime`, BSD `time`) in hundredths
+/// of a second. BSD writes minutes past 59 (`123:45.67`); that reads too.
+pub(crate) fn ps_duration(text: &str) -> Option<u64> {
+    let (days, clock) = match text.split_once('-') {
+        Some((days, clock)) => (days.parse::<u64>().ok()?, clock),
+        None => (0, text),
+    };
+    let (whole, hundredths) = match clock.split_once('.') {
+        Some((whole, fraction)) => {
+            let digits: String = fraction.chars().chain("00".chars()).take(2).collect();
+            (whole, digits.parse::<u64>().ok()?)
+        }
+        None => (clock, 0),
+    };
+    let parts: Vec<u64> = whole
+        .split(':')
+        .map(|part| part.parse().ok())
+        .collect::<Option<_>>()?;
+    if parts.is_empty() || parts.len() > 3 {
+        return None;
+    }
+    let seconds = parts.iter().fold(0u64, |total, part| total * 60 + part) + days * 86_400;
+    Some(seconds * PS_TICKS + hundredths)
+}
+
+/// The three numbers after "load average:" (Linux) or "load averages:"
+/// (BSD, macOS), with or without commas between them.
+fn uptime_load(line: &str) -> Option<[f64; 3]> {
+    let (_, after) = line.rsplit_once("load average")?;
+    let after = after.trim_start_matches('s').trim_start_matches(':');
+    let mut numbers = after
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|part| !part.is_empty())
+        .map(float_field);
+    Some([numbers.next()??, numbers.next()??, numbers.next()??])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "h proc 100 4096\nu 1000.50\nl 0.10 0.20 0.30\n\
+                        c 100 5 50 800 40 0 5 0 0 0\nn 2\nm 2048 1024\n";
+
+    fn one(line: &str) -> Snapshot {
+        parse_snapshot(&format!("{HEAD}{line}\n")).expect("parses")
+    }
+
+    #[test]
+    fn host_figures_are_read_in_bytes_and_ticks() {
+        let snapshot = one("");
+        assert_eq!(snapshot.source, Source::Proc);
+        assert_eq!(snapshot.clock_ticks, 100);
+        assert_eq!(snapshot.now, Some(100_050));
+        assert_eq!(snapshot.load, Some([0.1, 0.2, 0.3]));
+        assert_eq!(snapshot.cores, Some(2));
+        assert_eq!(snapshot.mem_total, Some(2048 * 1024));
+        assert_eq!(snapshot.mem_available, Some(1024 * 1024));
+        // busy = all but idle (800) and iowait (40).
+        assert_eq!(
+            snapshot.cpu,
+            Some(HostCpu::Times {
+                busy: 160,
+                total: 1000
+            })
+        );
+    }
+
+    #[test]
+    fn a_comm_keeps_its_spaces_and_parentheses() {
+        let p = &one("p 42 S 1 42 42 3 4 1000 25 a b) (c").processes[0];
+        assert_eq!((p.pid, p.ppid, p.pgid, p.sid), (42, 1, 42, 42));
+        assert_eq!((p.cpu_ticks, p.start, p.rss_bytes), (7, 1000, 25 * 4096));
+        assert_eq!(p.comm, "a b) (c");
+        assert_eq!(
+            one("p 42 S 1 42 42 0 0 1 1  lead").processes[0].comm,
+            " lead"
+        );
+        assert_eq!(one("p 42 S 1 42 42 0 0 1 1 ").processes[0].comm, "");
+    }
+
+    #[test]
+    fn vanished_and_broken_process_lines_are_skipped_not_fatal() {
+        for line in [
+            "p",
+            "p 43",
+            "p 43 S 1 43 43 0 0",
+            "p x S 1 43 43 0 0 1 1 sh",
+            "p 43 SS 1 43 43 0 0 1 1 sh",
+            "p 0 S 1 43 43 0 0 1 1 sh",
+        ] {
+            let snapshot = parse_snapshot(&format!("{HEAD}p 1 S 0 1 1 0 0 1 1 init\n{line}\n"))
+                .expect("the snapshot survives");
+            assert_eq!(
+                (snapshot.processes.len(), snapshot.skipped),
+                (1, 1),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn zombies_are_processes_without_memory() {
+        let p = &one("p 44 Z 43 43 43 1 0 500 0 defunct thing").processes[0];
+        assert_eq!((p.state, p.rss_bytes), ('Z', 0));
+    }
+
+    #[test]
+    fn other_clock_ticks_put_now_on_the_start_timeline() {
+        let text = HEAD.replace("h proc 100", "h proc 250");
+        let snapshot = parse_snapshot(&text).expect("parses");
+        assert_eq!((snapshot.clock_ticks, snapshot.now), (250, Some(250_125)));
+    }
+
+    #[test]
+    fn a_bad_header_or_host_line_fails_the_snapshot() {
+        assert_eq!(parse_snapshot(""), Err(ParseError::NoHeader));
+        assert_eq!(
+            parse_snapshot("p 1 S 0 1 1 0 0 1 1 x\n"),
+            Err(ParseError::NoHeader)
+        );
+        assert!(parse_snapshot("h proc 0 4096\n").is_err());
+        assert!(parse_snapshot("h bsd\n").is_err());
+        assert!(parse_snapshot("h proc 100 4096\nu soon\n").is_err());
+        assert!(parse_snapshot("h proc 100 4096\nl 1 2\n").is_err());
+        assert!(parse_snapshot("h proc 100 4096\nm 1\n").is_err());
+        // Frame lines and unknown tags are not the parser's business.
+        assert!(parse_snapshot("@@zapstats:x:begin 1 2\nh proc 100 4096\nz new\n").is_ok());
+    }
+
+    #[test]
+    fn ps_durations_read_every_form() {
+        assert_eq!(ps_duration("00:01:02"), Some(6200));
+        assert_eq!(ps_duration("1-02:03:04"), Some((86_400 + 7384) * 100));
+        assert_eq!(ps_duration("0:00.01"), Some(1));
+        assert_eq!(ps_duration("123:45.67"), Some((123 * 60 + 45) * 100 + 67));
+        assert_eq!(ps_duration("05:07"), Some(307 * 100));
+        assert_eq!(ps_duration("1:2:3:4"), None);
+        assert_eq!(ps_duration("soon"), None);
+    }
+
+    #[test]
+    fn ps_rows_get_their_start_from_the_date_and_elapsed_time() {
+        let text = "h ps\nd 1000\n\
+                    w  10:00:00 up 3 days,  1:02,  0 users,  load average: 1.50, 0.75, 0.25\n\
+                    q     1     0     1 Ss   00:00:03       16:40   524 docker-init\n\
+                    q   345     1   345 R+   00:00:01       00:10  2048 my (odd) name\n\
+                    q   346     1\n";
+        let snapshot = parse_snapshot(text).expect("parses");
+        assert_eq!(snapshot.source, Source::Ps);
+        assert_eq!(snapshot.load, Some([1.5, 0.75, 0.25]));
+        assert_eq!(snapshot.now, Some(100_000));
+        assert_eq!(snapshot.skipped, 1);
+        let p = &snapshot.processes[1];
+        assert_eq!(
+            (p.pid, p.ppid, p.pgid, p.sid, p.state),
+            (345, 1, 345, 0, 'R')
+        );
+        assert_eq!(
+            (p.cpu_ticks, p.start, p.rss_bytes),
+            (100, 99_000, 2048 * 1024)
+        );
+        assert_eq!(p.comm, "my (odd) name");
+        assert_eq!(snapshot.processes[0].start, 0);
+    }
+
+    #[test]
+    fn the_load_average_is_found_in_every_uptime() {
+        let mac = "10:00  up 3 days, 2 users, load averages: 1.23 1.45 1.67";
+        assert_eq!(uptime_load(mac), Some([1.23, 1.45, 1.67]));
+        let linux = " 10:00:00 up 1 min,  0 user,  load average: 0.00, 0.01, 0.05";
+        assert_eq!(uptime_load(linux), Some([0.0, 0.01, 0.05]));
+        assert_eq!(uptime_load(" 10:00:00 up 1 min"), None);
+    }
+}

@@ -1,0 +1,149 @@
+# The host-side stats poller: prints a snapshot of the process table and
+# the load, CPU and memory every `every` seconds, framed by
+#   @@zapstats:NONCE:begin SEQ PID   ...   @@zapstats:NONCE:end SEQ
+# (the format is read by src/stats/parse.rs). POSIX awk, run with LC_ALL=C.
+# It stays alive between polls, remembering what it read last time, and
+# starts one process per poll (an sh that becomes the sleep), never one
+# per pid. Measured by bench/stats-cost.
+#
+# Variables (-v): nonce, every (seconds), polls (0 = forever), mode (proc |
+# ps), tck and page (getconf CLK_TCK / PAGESIZE), pid (its own, to be
+# stopped by), refresh (each process is read afresh at least every
+# `refresh` polls), root (the proc folder; tests point it at fixtures).
+# This text holds no single quote: zap passes it to sh inside single quotes.
+
+BEGIN {
+    if (root == "") root = "/proc"
+    if (refresh < 1) refresh = 5
+    # Each poll starts one sh, which lists the processes (or runs ps) and
+    # then becomes the sleep of the interval with its output closed: awk
+    # reads the list at once, and close() waits out the rest of the
+    # interval. (mawk would not hand over a line from a pipe that stays
+    # open, so a long-lived lister cannot feed it.)
+    wait = "; exec sleep " every " >&-"
+    for (seq = 1; polls == 0 || seq <= polls; seq++) {
+        print "@@zapstats:" nonce ":begin " seq " " pid
+        if (mode == "ps") cmd = ps_table(wait)
+        else cmd = proc_table(wait)
+        print "@@zapstats:" nonce ":end " seq
+        fflush()
+        close(cmd)
+    }
+}
+
+# One line of `file`, or "" when it cannot be read (the process is gone).
+function first_line(file,   line) {
+    line = ""
+    if ((getline line < file) <= 0) line = ""
+    close(file)
+    return line
+}
+
+function host_figures(   file, line, f, cpus, total, avail, free, buffers, cached) {
+    split(first_line(root "/uptime"), f, " ")
+    print "u", f[1]
+    split(first_line(root "/loadavg"), f, " ")
+    print "l", f[1], f[2], f[3]
+    # The cpu lines come first; the rest of /proc/stat (intr) is long.
+    file = root "/stat"
+    cpus = 0
+    while ((getline line < file) > 0) {
+        if (line ~ /^cpu /) { sub(/^cpu +/, "", line); print "c", line }
+        else if (line ~ /^cpu[0-9]/) cpus++
+        else break
+    }
+    close(file)
+    print "n", cpus
+    # MemAvailable exists since Linux 3.14; before it, estimate it.
+    file = root "/meminfo"
+    total = ""; avail = ""; free = 0; buffers = 0; cached = 0
+    while ((getline line < file) > 0) {
+        split(line, f, " ")
+        if (f[1] == "MemTotal:") total = f[2]
+        else if (f[1] == "MemFree:") free = f[2]
+        else if (f[1] == "Buffers:") buffers = f[2]
+        else if (f[1] == "Cached:") cached = f[2]
+        else if (f[1] == "MemAvailable:") { avail = f[2]; break }
+    }
+    close(file)
+    if (avail == "") avail = free + buffers + cached
+    print "m", total, avail
+}
+
+# /proc/PID/stat for every process, and /proc/PID/statm for the precise
+# resident size (the rss field of stat is an approximate counter on recent
+# kernels, off by up to hundreds of KB).
+#
+# Most processes sleep: their stat line is the same as at the last poll
+# (they have not run, so their CPU time, faults and memory have not moved,
+# and they were not reparented), and so is their output line, which is
+# printed again without parsing or reading statm. Every `refresh` polls
+# (staggered by pid) each one is read afresh, to catch pages reclaimed
+# from a sleeping process.
+function proc_table(wait,   cmd, list, n, dirs, i, dir, file, s, line, open, c, tail, comm, k, a, f, p, fresh, res, out) {
+    cmd = "echo " root "/[0-9]*" wait
+    list = ""
+    cmd | getline list
+    print "h proc", tck, page
+    host_figures()
+    n = split(list, dirs, " ")
+    for (i = 1; i <= n; i++) {
+        dir = dirs[i]
+        p = substr(dir, length(root) + 2)
+        fresh = (seq + p) % refresh == 0
+        # A kernel thread is never part of a job: it is left out. Real
+        # hosts have hundreds of them.
+        if ((p in kernel) && !fresh) { kernel[p] = seq; continue }
+        file = dir "/stat"
+        s = ""
+        getline s < file
+        # A comm holding a newline cuts the line short (a whole one has 52
+        # fields, over 100 characters): join the rest.
+        if (length(s) < 100) while ((getline line < file) > 0) s = s " " line
+        close(file)
+        if (s == "") continue
+        if ((p in last_stat) && last_stat[p] == s && !fresh) {
+            print last_out[p]
+            seen[p] = seq
+            continue
+        }
+        # The comm is inside the outermost parens: up to the LAST ")".
+        # (Splitting on ")" costs a third of a regular expression.)
+        open = index(s, "(")
+        c = split(s, a, ")")
+        if (open < 2 || c < 2) continue
+        tail = a[c]
+        comm = substr(s, open + 1, length(s) - length(tail) - open - 1)
+        # The fields up to rss (the 22nd after the comm) fit in 160
+        # characters but for huge counters: split the rest only then.
+        k = split(substr(tail, 1, 160), a, " ")
+        if (k < 23) { k = split(tail, a, " "); if (k < 22) continue }
+        # No memory and not a zombie: a kernel thread.
+        if (a[21] == 0 && a[1] != "Z") { kernel[p] = seq; continue }
+        if (a[21] == 0) res = 0
+        else {
+            split(first_line(dir "/statm"), f, " ")
+            res = f[2] == "" ? a[22] : f[2]
+        }
+        out = "p " p " " a[1] " " a[2] " " a[3] " " a[4] " " a[12] " " a[13] " " a[20] " " res " " comm
+        print out
+        last_stat[p] = s
+        last_out[p] = out
+        seen[p] = seq
+    }
+    for (p in kernel) if (kernel[p] != seq) delete kernel[p]
+    for (p in seen) if (seen[p] != seq) { delete seen[p]; delete last_stat[p]; delete last_out[p] }
+    return cmd
+}
+
+# Where /proc is missing: ps, whose CPU time has a resolution of 1 s
+# (procps) or 10 ms (BSD), and whose start is known to a second.
+function ps_table(wait,   cmd, line) {
+    cmd = "echo d $(date +%s); echo w $(uptime); ps -A -o pid= -o ppid= -o pgid= -o stat= -o time= -o etime= -o rss= -o comm=" wait
+    print "h ps"
+    while ((cmd | getline line) > 0) {
+        if (line ~ /^[dw] /) print line
+        else print "q", line
+    }
+    return cmd
+}

@@ -1,0 +1,420 @@
+//! One stats poller per host: a long-lived channel on the host's existing
+//! connection runs `poll.awk`, which prints a snapshot every interval; this
+//! task reads them, adds the rates, and sends [`HostStats`]. When the
+//! channel fails it says so (a [`HostStats`] with `unavailable`) and starts
+//! again with capped backoff.
+//!
+//! One channel for the poller's whole life, rather than an exec per poll:
+//! it holds one `MaxSessions` place, costs no channel setup per poll, and
+//! lets the host side remember what it read last time.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::frame::Framer;
+use super::parse::{Snapshot, parse_snapshot};
+use super::rate::measure;
+use super::{HostStats, spawn_local_poller};
+use crate::model::{HostName, Signal};
+use crate::transport::host::Transport;
+use crate::transport::script::Nonce;
+use crate::transport::{CHUNK_QUEUE, Chunk};
+
+/// The host-side program; see its header for its variables.
+pub const POLL_AWK: &str = include_str!("poll.awk");
+
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// The shortest interval zap asks a host for: below it the poller's own
+/// cost on the host would show in the figures.
+const EVERY_MIN: Duration = Duration::from_millis(200);
+
+/// How the host-side program is started.
+#[derive(Debug, Clone)]
+pub struct PollScript {
+    pub nonce: String,
+    pub every: Duration,
+    /// Snapshots to print before exiting; 0 = until stopped.
+    pub polls: u32,
+    /// Use `ps` even where `/proc` is readable (tests).
+    pub force_ps: bool,
+    /// The proc folder (tests point it at fixtures); `/proc` when `None`.
+    /// Holds no single quote and no space.
+    pub root: Option<String>,
+}
+
+impl PollScript {
+    pub fn new(nonce: String, every: Duration) -> PollScript {
+        PollScript {
+            nonce,
+            every,
+            polls: 0,
+            force_ps: false,
+            root: None,
+        }
+    }
+
+    /// The POSIX sh text a transport feeds to `/bin/sh` on the host: it
+    /// looks for `/proc`, asks `getconf` for the clock tick and page size,
+    /// and replaces itself with awk, so the pid it reports (`$$`) leads the
+    /// poller's process group.
+    pub fn render(&self) -> String {
+        let mode = if self.force_ps {
+            "mode=ps".to_string()
+        } else {
+            "if [ -r /proc/self/stat ]; then mode=proc; else mode=ps; fi".to_string()
+        };
+        let root = self.root.as_deref().unwrap_or("/proc");
+        let every = self.every.max(EVERY_MIN).as_secs_f64();
+        // USER_HZ is 100 on every Linux architecture but alpha; 100 stands
+        // only where getconf is missing.
+        format!(
+            "LC_ALL=C\nexport LC_ALL\n{mode}\n\
+             tck=$(getconf CLK_TCK 2>/dev/null) || tck=\n\
+             page=$(getconf PAGESIZE 2>/dev/null) || page=\n\
+             exec awk -v nonce={nonce} -v every={every} -v polls={polls} -v mode=\"$mode\" \
+             -v tck=\"${{tck:-100}}\" -v page=\"${{page:-4096}}\" -v pid=$$ -v refresh=5 \
+             -v root={root} '{POLL_AWK}'\n",
+            nonce = self.nonce,
+            polls = self.polls,
+        )
+    }
+}
+
+/// Polls `host` every `every`: through `sysinfo` for a local transport,
+/// through `poll.awk` on an SSH one. Ends (after stopping the host side)
+/// when `tx`'s receiver is dropped.
+pub fn spawn_poller(
+    host: HostName,
+    transport: Transport,
+    every: Duration,
+    tx: mpsc::Sender<HostStats>,
+) -> JoinHandle<()> {
+    match transport {
+        Transport::Local(_) => spawn_local_poller(host, every, tx),
+        Transport::Ssh(_) => spawn_host_poller(host, transport, every, tx),
+    }
+}
+
+/// Runs `poll.awk` on `host` through `transport` (any transport: tests run
+/// it locally too) and sends a [`HostStats`] per snapshot. Ends (after
+/// stopping the host side) when `tx`'s receiver is dropped.
+pub fn spawn_host_poller(
+    host: HostName,
+    transport: Transport,
+    every: Duration,
+    tx: mpsc::Sender<HostStats>,
+) -> JoinHandle<()> {
+    spawn_with_prelude(host, transport, every, tx, "")
+}
+
+/// [`spawn_host_poller`] with shell text run before the poller's (tests).
+fn spawn_with_prelude(
+    host: HostName,
+    transport: Transport,
+    every: Duration,
+    tx: mpsc::Sender<HostStats>,
+    prelude: &'static str,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut backoff = BACKOFF_FIRST;
+        loop {
+            let ended = poll_channel(&host, &transport, every, &tx, prelude).await;
+            let (reason, snapshots) = match ended {
+                Ended::Stopped => return,
+                Ended::Failed { reason, snapshots } => (reason, snapshots),
+            };
+            // A channel that worked for a while earns a quick retry.
+            if snapshots > 0 {
+                backoff = BACKOFF_FIRST;
+            }
+            let failed = HostStats::unavailable(host.clone(), std::time::Instant::now(), reason);
+            if tx.send(failed).await.is_err() {
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = tx.closed() => return,
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    })
+}
+
+enum Ended {
+    /// Nobody listens any more.
+    Stopped,
+    Failed {
+        reason: String,
+        snapshots: u64,
+    },
+}
+
+/// One run of the host-side poller, from its start to its failure.
+async fn poll_channel(
+    host: &HostName,
+    transport: &Transport,
+    every: Duration,
+    tx: &mpsc::Sender<HostStats>,
+    prelude: &str,
+) -> Ended {
+    let nonce = Nonce::random().to_string();
+    let script = format!(
+        "{prelude}{}",
+        PollScript::new(nonce.clone(), every).render()
+    );
+    let (chunks_tx, mut chunks) = mpsc::channel(CHUNK_QUEUE);
+    if let Err(error) = transport.start(script, chunks_tx).await {
+        return Ended::Failed {
+            reason: format!("cannot start the stats poller: {error}"),
+            snapshots: 0,
+        };
+    }
+    let mut framer = Framer::new(&nonce);
+    let mut stderr = Vec::new();
+    let mut previous: Option<(Snapshot, std::time::Instant)> = None;
+    let mut snapshots = 0u64;
+    // Later than this without a snapshot, the last one is no longer fresh.
+    let stale_after = (every * 3).max(Duration::from_secs(10));
+    let mut deadline = Instant::now() + stale_after;
+    let mut stale_told = false;
+    loop {
+        tokio::select! {
+            chunk = chunks.recv() => match chunk {
+                Some(Chunk::Stdout(data)) => {
+                    for body in framer.push(&data) {
+                        let at = std::time::Instant::now();
+                        let snapshot = match parse_snapshot(&body) {
+                            Ok(snapshot) => snapshot,
+                            Err(error) => {
+                                stop_host_side(transport, framer.pid()).await;
+                                return Ended::Failed {
+                                    reason: format!("unreadable stats snapshot: {error}"),
+                                    snapshots,
+                                };
+                            }
+                        };
+                        let before = previous.as_ref().map(|(snapshot, at)| (snapshot, *at));
+                        let stats = measure(host.clone(), before, &snapshot, at);
+                        if tx.send(stats).await.is_err() {
+                            stop_host_side(transport, framer.pid()).await;
+                            return Ended::Stopped;
+                        }
+                        previous = Some((snapshot, at));
+                        snapshots += 1;
+                        deadline = Instant::now() + stale_after;
+                        stale_told = false;
+                    }
+                }
+                Some(Chunk::Stderr(data)) => keep_tail(&mut stderr, &data),
+                Some(Chunk::Exit(exit)) => {
+                    return Ended::Failed {
+                        reason: with_stderr(format!("the stats poller ended ({exit})"), &stderr),
+                        snapshots,
+                    };
+                }
+                Some(Chunk::Lost(reason)) => {
+                    return Ended::Failed {
+                        reason: format!("the connection was lost: {reason}"),
+                        snapshots,
+                    };
+                }
+                None => {
+                    return Ended::Failed {
+                        reason: "the stats poller's channel closed".into(),
+                        snapshots,
+                    };
+                }
+            },
+            () = tokio::time::sleep_until(deadline), if !stale_told => {
+                stale_told = true;
+                let reason = format!("no stats snapshot for {}s", stale_after.as_secs());
+                let stale = HostStats::unavailable(host.clone(), std::time::Instant::now(), reason);
+                if tx.send(stale).await.is_err() {
+                    stop_host_side(transport, framer.pid()).await;
+                    return Ended::Stopped;
+                }
+            }
+            () = tx.closed() => {
+                stop_host_side(transport, framer.pid()).await;
+                return Ended::Stopped;
+            }
+        }
+    }
+}
+
+/// Stops the host-side poller, which otherwise runs until its channel's
+/// connection closes: dropping our end of the channel stops nothing there.
+async fn stop_host_side(transport: &Transport, pid: Option<u32>) {
+    let Some(pid) = pid else { return };
+    // Best effort: a host that does not answer in time has bigger trouble,
+    // and the poller dies with the connection anyway.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        transport.signal_group(pid, Signal::Term),
+    )
+    .await;
+}
+
+/// Keeps the last few hundred bytes of the poller's stderr, for the reason.
+fn keep_tail(tail: &mut Vec<u8>, data: &[u8]) {
+    const KEEP: usize = 400;
+    tail.extend_from_slice(data);
+    if tail.len() > KEEP {
+        tail.drain(..tail.len() - KEEP);
+    }
+}
+
+fn with_stderr(reason: String, stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let text = text.trim();
+    if text.is_empty() {
+        reason
+    } else {
+        format!("{reason}: {}", text.replace('\n', " / "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::local::LocalHost;
+
+    #[test]
+    fn the_program_fits_in_single_quotes() {
+        assert!(
+            !POLL_AWK.contains('\''),
+            "poll.awk must hold no single quote"
+        );
+    }
+
+    fn run_sh(script: &str) -> (String, String, bool) {
+        let output = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .expect("run /bin/sh");
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+            output.status.success(),
+        )
+    }
+
+    fn snapshots(nonce: &str, stdout: &str) -> Vec<Snapshot> {
+        Framer::new(nonce)
+            .push(stdout.as_bytes())
+            .iter()
+            .map(|body| parse_snapshot(body).expect("a readable snapshot"))
+            .collect()
+    }
+
+    #[test]
+    fn this_machine_polled_through_proc_reads_itself() {
+        let mut script = PollScript::new("ab".repeat(16), Duration::from_millis(200));
+        script.polls = 2;
+        let (stdout, stderr, ok) = run_sh(&script.render());
+        assert!(ok, "{stderr}");
+        let taken = snapshots(&script.nonce, &stdout);
+        assert_eq!(taken.len(), 2, "{stdout}");
+        let own = std::process::id();
+        let snapshot = &taken[1];
+        assert!(
+            snapshot.processes.iter().any(|p| p.pid == own),
+            "the test itself is there"
+        );
+        assert!(snapshot.processes.len() > 3);
+        assert!(snapshot.mem_total.is_some() && snapshot.load.is_some() && snapshot.now.is_some());
+        assert_eq!(snapshot.skipped, 0);
+    }
+
+    #[test]
+    fn this_machine_polled_through_ps_reads_itself() {
+        let mut script = PollScript::new("cd".repeat(16), Duration::from_millis(200));
+        script.polls = 1;
+        script.force_ps = true;
+        let (stdout, stderr, ok) = run_sh(&script.render());
+        assert!(ok, "{stderr}");
+        let taken = snapshots(&script.nonce, &stdout);
+        let snapshot = &taken[0];
+        assert_eq!(snapshot.source, crate::stats::parse::Source::Ps);
+        let own = std::process::id();
+        let me = snapshot
+            .processes
+            .iter()
+            .find(|p| p.pid == own)
+            .expect("the test is there");
+        assert!(me.rss_bytes > 0);
+        assert!(snapshot.load.is_some());
+    }
+
+    #[tokio::test]
+    async fn the_task_sends_rates_then_stops_its_poller_when_nobody_listens() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let transport = Transport::Local(LocalHost);
+        let poller = spawn_host_poller(
+            HostName("here".into()),
+            transport,
+            Duration::from_millis(300),
+            tx,
+        );
+        let first = rx.recv().await.expect("a first snapshot");
+        assert_eq!(first.unavailable, None);
+        assert_eq!(first.cpu_percent, None, "no rate on the first snapshot");
+        let second = rx.recv().await.expect("a second snapshot");
+        assert!(second.cpu_percent.is_some());
+        assert!(second.processes.iter().any(|p| p.cpu_percent.is_some()));
+        let awk = second
+            .processes
+            .iter()
+            .find(|p| p.ppid == std::process::id() && p.comm.contains("awk"))
+            .map(|p| p.pid)
+            .expect("the poller runs as awk, a child of this test");
+        drop(rx);
+        tokio::time::timeout(Duration::from_secs(10), poller)
+            .await
+            .expect("the task ends")
+            .expect("no panic");
+        // Gone, or a zombie until it is reaped, within a moment.
+        let mut state = String::new();
+        for _ in 0..50 {
+            state = std::fs::read_to_string(format!("/proc/{awk}/stat")).unwrap_or_default();
+            if state.is_empty() || state.contains(") Z ") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the host-side poller still runs: {state}");
+    }
+
+    #[tokio::test]
+    async fn a_failing_poller_is_unavailable_with_the_reason_and_retried() {
+        let (tx, mut rx) = mpsc::channel(4);
+        // A host without awk: the script finds none on its PATH.
+        let poller = spawn_with_prelude(
+            HostName("bare".into()),
+            Transport::Local(LocalHost),
+            Duration::from_millis(300),
+            tx,
+            "PATH=/nonexistent\n",
+        );
+        for attempt in 0..2 {
+            let stats = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .expect("told in time")
+                .expect("a report");
+            let reason = stats.unavailable.expect("unavailable");
+            assert!(reason.contains("awk"), "attempt {attempt}: {reason}");
+            assert!(stats.processes.is_empty() && stats.load.is_none());
+        }
+        drop(rx);
+        tokio::time::timeout(Duration::from_secs(10), poller)
+            .await
+            .expect("the task ends")
+            .expect("no panic");
+    }
+}
