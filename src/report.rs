@@ -85,8 +85,10 @@ fn job_report(instance: &Instance) -> JobReport {
         reason,
         pid: instance.pid,
         restarts: instance.restarts,
-        cpu_percent_max: None,
-        rss_bytes_max: None,
+        cpu_percent_max: instance
+            .cpu_percent_max
+            .map(|cpu| (cpu * 10.0).round() / 10.0),
+        rss_bytes_max: instance.rss_bytes_max,
         steps: instance
             .steps
             .iter()

@@ -11,7 +11,13 @@ pub fn snapshot(state: &State, now: Instant) -> Vec<InstanceStatus> {
     state
         .instances()
         .iter()
-        .map(|instance| instance_status(instance, now))
+        .map(|instance| {
+            let mut status = instance_status(instance, now);
+            status.stats_unavailable = state
+                .host_stats(&instance.id.host)
+                .and_then(|host| host.unavailable.clone());
+            status
+        })
         .collect()
 }
 
@@ -68,8 +74,14 @@ fn instance_status(instance: &Instance, now: Instant) -> InstanceStatus {
         restarts: instance.restarts,
         uptime_s: instance.uptime(now).map(|up| up.as_secs_f64()),
         reason,
-        cpu_percent: None,
-        rss_bytes: None,
+        cpu_percent: instance.stats.as_ref().and_then(|stats| stats.cpu_percent),
+        rss_bytes: instance.stats.as_ref().map(|stats| stats.rss_bytes),
+        procs: instance.stats.as_ref().map(|stats| stats.procs),
+        stats_age_s: instance
+            .stats
+            .as_ref()
+            .map(|stats| now.saturating_duration_since(stats.at).as_secs_f64()),
+        stats_unavailable: None,
         fixups: instance
             .fixups
             .iter()

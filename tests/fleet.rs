@@ -368,3 +368,31 @@ fn a_pty_job_over_ssh_gets_a_terminal_and_can_be_stopped() {
     assert_eq!(job["failed_step"], 3);
     assert_eq!(job["steps"][2]["status"], "killed");
 }
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn the_report_carries_each_jobs_peak_cpu_and_memory() {
+    let fixture = Fixture::fleet();
+    fixture.write(
+        "jobs/web.toml",
+        "[jobs.busy]\nhost = \"n2\"\nsteps = [\"i=0; while [ $i -lt 4000000 ]; do i=$((i+1)); done\"]\n\
+         [jobs.big]\nhost = \"n2\"\nsteps = [\"{ head -c 100m /dev/zero; sleep 6; } | tail\"]\n",
+    );
+    let report = report_path(&fixture);
+    let out = run(fixture.zap(&["run", "--report", &report]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let json = Output::report(std::path::Path::new(&report));
+    let busy = &json["jobs"][0];
+    assert!(
+        busy["cpu_percent_max"]
+            .as_f64()
+            .is_some_and(|cpu| cpu > 30.0),
+        "{busy}"
+    );
+    let big = &json["jobs"][1];
+    let rss = big["rss_bytes_max"].as_u64().expect("rss") as f64;
+    assert!(
+        (rss / (100.0 * 1024.0 * 1024.0) - 1.0).abs() < 0.25,
+        "{big}"
+    );
+}

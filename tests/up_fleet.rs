@@ -217,3 +217,110 @@ fn a_flood_on_one_host_does_not_hold_back_a_quiet_job() {
     let (code, _) = zap.wait(MINUTE);
     assert_eq!(code, 0);
 }
+
+/// `zap status --json`, parsed.
+fn status_json(fixture: &Fixture) -> serde_json::Value {
+    let out = common::run(fixture.zap(&["status", "--json"]));
+    serde_json::from_str(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+fn job_of<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    status
+        .as_array()
+        .and_then(|jobs| jobs.iter().find(|job| job["job"] == name))
+        .unwrap_or(&serde_json::Value::Null)
+}
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn status_shows_each_jobs_recent_cpu_and_memory() {
+    let fixture = Fixture::fleet();
+    fixture.write(
+        "jobs/load.toml",
+        "[jobs.spin]\nhost = \"n3\"\nsteps = [\"sleep 5; while :; do :; done\"]\n\
+         [jobs.idle]\nhost = \"n3\"\nsteps = [\"sleep 300\"]\n\
+         [jobs.memory]\nhost = \"n3\"\nsteps = [\"{ head -c 200m /dev/zero; sleep 300; } | tail\"]\n",
+    );
+    let zap = Running::start(&fixture, &["up", "--headless"]);
+    zap.wait_for("n3 load.memory[1]", MINUTE);
+    std::thread::sleep(Duration::from_secs(4));
+    let before = status_json(&fixture);
+    let spin = job_of(&before, "spin");
+    assert!(
+        spin["cpu_percent"].as_f64().is_some_and(|cpu| cpu < 5.0),
+        "still asleep: {spin}"
+    );
+    let pid = spin["pid"].as_u64().expect("pid");
+    // The spin starts 5 s after the job; two polls (2 s each) later it shows.
+    std::thread::sleep(Duration::from_secs(6));
+    // The host's own view of the same process over the same kind of window,
+    // as top would measure it: the machine may be busy, so zap's figure is
+    // held to this, not to a fixed 100%.
+    let reference = cpu_share_on("n3", pid, Duration::from_secs(2));
+    let status = status_json(&fixture);
+    let spin = job_of(&status, "spin");
+    let cpu = spin["cpu_percent"].as_f64().expect("spin has a CPU figure");
+    assert!(
+        (cpu - reference).abs() <= 25.0 && cpu > 5.0,
+        "zap says {cpu:.0}%, the host {reference:.0}%: {spin}"
+    );
+    assert!(
+        spin["stats_age_s"].as_f64().is_some_and(|age| age < 5.0),
+        "{spin}"
+    );
+    let idle = job_of(&status, "idle");
+    assert!(
+        idle["cpu_percent"].as_f64().is_some_and(|cpu| cpu < 5.0),
+        "{idle}"
+    );
+    let memory = job_of(&status, "memory");
+    let rss = memory["rss_bytes"].as_u64().expect("rss") as f64;
+    let expected = 200.0 * 1024.0 * 1024.0;
+    assert!(
+        (rss / expected - 1.0).abs() < 0.25,
+        "rss {rss} vs 200 MiB: {memory}"
+    );
+    assert!(
+        memory["procs"].as_u64().is_some_and(|procs| procs >= 3),
+        "{memory}"
+    );
+    zap.signal(libc::SIGINT);
+    let (code, output) = zap.wait(MINUTE);
+    assert_eq!(code, 0, "{output}");
+}
+
+/// The CPU share (100 = one core) process `pid` on `host` used over `window`,
+/// from its own /proc/PID/stat read twice.
+fn cpu_share_on(host: &str, pid: u64, window: Duration) -> f64 {
+    let ticks = || -> f64 {
+        let output = Process::new("docker")
+            .args([
+                "exec",
+                &format!("zaptest-{host}"),
+                "cat",
+                &format!("/proc/{pid}/stat"),
+            ])
+            .output()
+            .expect("docker exec");
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        let after = text
+            .rsplit_once(") ")
+            .map_or("", |(_, rest)| rest)
+            .to_string();
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of stat: 12 and 13 after comm.
+        let number = |index: usize| {
+            fields
+                .get(index)
+                .and_then(|field| field.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        number(11) + number(12)
+    };
+    let started = Instant::now();
+    let first = ticks();
+    std::thread::sleep(window);
+    let second = ticks();
+    let seconds = started.elapsed().as_secs_f64();
+    (second - first) / 100.0 / seconds * 100.0
+}

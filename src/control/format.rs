@@ -263,6 +263,9 @@ mod tests {
             reason: None,
             cpu_percent: None,
             rss_bytes: None,
+            procs: None,
+            stats_age_s: None,
+            stats_unavailable: None,
             fixups: Vec::new(),
         }
     }

@@ -57,6 +57,15 @@ pub struct InstanceStatus {
     pub reason: Option<String>,
     pub cpu_percent: Option<f64>,
     pub rss_bytes: Option<u64>,
+    /// Processes in the job's tree at the last poll.
+    #[serde(default)]
+    pub procs: Option<u32>,
+    /// How old the CPU and memory figures are, in seconds.
+    #[serde(default)]
+    pub stats_age_s: Option<f64>,
+    /// Why the host's figures are missing, when its poller fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats_unavailable: Option<String>,
     /// Every fixup attempt of this instance, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fixups: Vec<FixupAttempt>,
@@ -185,6 +194,9 @@ mod tests {
             reason: Some("restarting in 4s".into()),
             cpu_percent: None,
             rss_bytes: None,
+            procs: None,
+            stats_age_s: None,
+            stats_unavailable: None,
             fixups: Vec::new(),
         }
     }

@@ -15,6 +15,7 @@ use super::state::{Effect, Event, Mode, Phase, State};
 use crate::config::{Plan, RemedyPlace};
 use crate::fixup::{Guard, Remedy};
 use crate::model::{ExitInfo, HostName, InstanceId, Signal};
+use crate::stats::{HostStats, spawn_poller};
 use crate::transport::escape::quote;
 use crate::transport::host::Transport;
 use crate::transport::local::LocalHost;
@@ -22,6 +23,12 @@ use crate::transport::local::LocalHost;
 /// How many events may wait for the supervisor. A job that floods output is
 /// slowed down at its own channel when this fills, never dropped.
 const EVENT_QUEUE: usize = 1024;
+
+/// Polls waiting for the supervisor; a slow loop skips none, pollers wait.
+const STATS_QUEUE: usize = 64;
+
+/// How long a poller may take to stop its host-side part at the end.
+const POLLER_STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// Reconnect attempts to a host that went away: first after this, doubling.
 const RECONNECT_FIRST: Duration = Duration::from_secs(1);
@@ -137,6 +144,9 @@ pub async fn supervise(
     let effects = state.begin();
     observer.overview(&state);
     engine.carry_out(effects);
+    let (stats_tx, mut stats) = mpsc::channel::<HostStats>(STATS_QUEUE);
+    let pollers = start_pollers(plan, &state, transports, &stats_tx);
+    drop(stats_tx);
     let deadline = options
         .timeout
         .map(|timeout| (Instant::now() + timeout, timeout));
@@ -157,6 +167,10 @@ pub async fn supervise(
                 while let Ok((id, generation, event)) = events.try_recv() {
                     engine.handle(&mut state, observer, &id, generation, event);
                 }
+            }
+            Some(polled) = stats.recv() => {
+                state.record_stats(polled);
+                observer.overview(&state);
             }
             request = requests.next(), if requests_open => match request {
                 Some(Request::Apply { targets, event }) => {
@@ -202,10 +216,38 @@ pub async fn supervise(
         }
         observer.idle();
     }
+    // Dropping the receiver tells each poller to stop its host-side part;
+    // give them a moment to do so before the connections close.
+    drop(stats);
+    for poller in pollers {
+        let _ = tokio::time::timeout(POLLER_STOP_GRACE, poller).await;
+    }
     for transport in transports.values() {
         transport.close().await;
     }
     state
+}
+
+/// One stats poller per host that runs jobs, at the host's `stats_every`.
+fn start_pollers(
+    plan: &Plan,
+    state: &State,
+    transports: &BTreeMap<HostName, Transport>,
+    tx: &mpsc::Sender<HostStats>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let hosts: BTreeSet<&HostName> = state
+        .instances()
+        .iter()
+        .map(|instance| &instance.id.host)
+        .collect();
+    hosts
+        .into_iter()
+        .filter_map(|host| {
+            let transport = transports.get(host)?.clone();
+            let every = plan.hosts.get(host)?.stats_every;
+            Some(spawn_poller(host.clone(), transport, every, tx.clone()))
+        })
+        .collect()
 }
 
 struct Engine<'a> {

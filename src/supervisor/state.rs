@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Job, Plan, Ready, RestartPolicy};
 use crate::fixup::{Attempts, Decision, Matcher, Remedy};
-use crate::model::{ExitInfo, InstanceId, JobName, Signal, StepIndex};
+use crate::model::{ExitInfo, HostName, InstanceId, JobName, Signal, StepIndex};
+use crate::stats::{HostStats, JobStats, attribute};
 use crate::transport::decode::JobEvent;
 
 /// A job that stayed up this long has its backoff reset, as systemd and
@@ -249,6 +250,12 @@ pub struct Instance {
     attempts: Attempts,
     /// A remedy waiting for its rule's cooldown.
     remedy_due: Option<Box<Remedy>>,
+    /// CPU and memory of its process tree, from the host's last poll; `None`
+    /// when it does not run or its host's stats are unavailable.
+    pub stats: Option<JobStats>,
+    /// The highest CPU% and RSS seen over every run, for the report.
+    pub cpu_percent_max: Option<f64>,
+    pub rss_bytes_max: Option<u64>,
 }
 
 impl Instance {
@@ -258,6 +265,9 @@ impl Instance {
             matcher: Matcher::for_job(plan, job),
             attempts: Attempts::new(),
             remedy_due: None,
+            stats: None,
+            cpu_percent_max: None,
+            rss_bytes_max: None,
             id,
             steps: fresh_steps(job),
             phase: Phase::Pending,
@@ -450,6 +460,8 @@ pub struct State {
     mode: Mode,
     instances: Vec<Instance>,
     by_id: BTreeMap<InstanceId, usize>,
+    /// The last poll of each host.
+    hosts: BTreeMap<HostName, HostStats>,
     /// zap is shutting down: stop everything, dependents first. The flag
     /// says whether that stop fails the jobs (`zap run --timeout`).
     shutting_down: Option<(String, bool)>,
@@ -478,6 +490,7 @@ impl State {
             mode,
             instances,
             by_id,
+            hosts: BTreeMap::new(),
             shutting_down: None,
         }
     }
@@ -502,6 +515,42 @@ impl State {
             (Mode::Up, Some(_)) => self.instances.iter().all(|instance| !instance.is_live()),
             (Mode::Up, None) => false,
         }
+    }
+
+    /// The last poll of `host`, if any came yet.
+    pub fn host_stats(&self, host: &HostName) -> Option<&HostStats> {
+        self.hosts.get(host)
+    }
+
+    /// Takes a poll of a host: each running job on it gets the figures of
+    /// its process tree; the others, and all when the poll failed, get none
+    /// (never stale numbers).
+    pub fn record_stats(&mut self, stats: HostStats) {
+        let running: Vec<(InstanceId, u32)> = self
+            .instances
+            .iter()
+            .filter(|instance| instance.id.host == stats.host && instance.is_live())
+            .filter_map(|instance| Some((instance.id.clone(), instance.pid?)))
+            .collect();
+        let mut figures = attribute(&stats, &running);
+        for instance in &mut self.instances {
+            if instance.id.host != stats.host {
+                continue;
+            }
+            instance.stats = figures.remove(&instance.id);
+            if let Some(now) = &instance.stats {
+                if let Some(cpu) = now.cpu_percent {
+                    instance.cpu_percent_max =
+                        Some(instance.cpu_percent_max.map_or(cpu, |max| max.max(cpu)));
+                }
+                instance.rss_bytes_max = Some(
+                    instance
+                        .rss_bytes_max
+                        .map_or(now.rss_bytes, |max| max.max(now.rss_bytes)),
+                );
+            }
+        }
+        self.hosts.insert(stats.host.clone(), stats);
     }
 
     pub fn is_shutting_down(&self) -> bool {

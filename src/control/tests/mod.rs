@@ -33,6 +33,9 @@ fn instance(host: &str, state: &str) -> InstanceStatus {
         reason: None,
         cpu_percent: Some(3.5),
         rss_bytes: Some(2048),
+        procs: None,
+        stats_age_s: None,
+        stats_unavailable: None,
         fixups: Vec::new(),
     }
 }
