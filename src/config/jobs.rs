@@ -27,10 +27,14 @@ const JOB_KEYS: &[&str] = &[
     "restart_every",
     "backoff",
     "max_restarts",
+    "log_lines",
     "stop",
     "fixups",
     "fixup",
 ];
+
+/// Lines of output kept in memory per job instance (the rest is on disk).
+const DEFAULT_LOG_LINES: usize = 6000;
 
 /// Matches the `%restart` a job prints to ask for its own restart.
 const DEFAULT_RESTART_ON: &str = "%restart";
@@ -169,6 +173,10 @@ fn read_job(
     let max_restarts = table.read("max_restarts", None, |n| {
         n.integer_in(0..=i64::from(u32::MAX), errors).map(Some)
     });
+    let log_lines = table.read("log_lines", DEFAULT_LOG_LINES, |n| {
+        n.integer_in(1..=10_000_000, errors)
+            .and_then(|lines: i64| usize::try_from(lines).ok())
+    });
     let stop = table.read("stop", DEFAULT_STOP, |n| read_stop(&n, errors));
     let fixup_packs = table.read("fixups", Vec::new(), |n| read_packs(&n, known, errors));
     let fixup_rules = table.read("fixup", Vec::new(), |n| read_job_rules(&n, errors));
@@ -187,6 +195,7 @@ fn read_job(
         restart_every: restart_every?,
         backoff: backoff?,
         max_restarts: max_restarts?,
+        log_lines: log_lines?,
         stop: stop?,
         fixup_packs: fixup_packs?,
         fixup_rules: fixup_rules?,

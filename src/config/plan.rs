@@ -90,6 +90,8 @@ pub struct Job {
     pub restart_every: Option<Duration>,
     pub backoff: Backoff,
     pub max_restarts: Option<u32>,
+    /// Lines of output kept in memory per instance (default 6000).
+    pub log_lines: usize,
     pub stop: StopSpec,
     /// Named fixup packs, in the order listed.
     pub fixup_packs: Vec<String>,

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::engine::Observer;
 use super::state::{Event, State};
+use crate::config::Plan;
 use crate::control::ReplyTx;
 use crate::control::protocol::{LogEntry, LogLineWire, Reply};
 use crate::headless::{event_note, state_label};
@@ -36,10 +37,16 @@ struct Follower {
 }
 
 impl LogBook {
-    pub fn new(ids: &[InstanceId], writer: Option<LogWriter>) -> Self {
+    /// Rings for `ids`, each as long as its job's `log_lines` in `plan`.
+    pub fn new(plan: &Plan, ids: &[InstanceId], writer: Option<LogWriter>) -> Self {
         let rings = ids
             .iter()
-            .map(|id| (id.clone(), Ring::new(DEFAULT_RING_LINES)))
+            .map(|id| {
+                let lines = plan
+                    .job(&id.job)
+                    .map_or(DEFAULT_RING_LINES, |job| job.log_lines);
+                (id.clone(), Ring::new(lines))
+            })
             .collect();
         LogBook {
             inner: Arc::new(Mutex::new(Inner {
@@ -180,5 +187,45 @@ impl Observer for LogBook {
                 self.push(id, LogLine::zap(None, label));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, SourceFile};
+    use crate::model::{HostName, JobName};
+
+    #[test]
+    fn each_job_keeps_as_many_lines_as_its_log_lines_says() {
+        let sources = [SourceFile::new(
+            "jobs/web.toml",
+            "[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\nlog_lines = 3\n\
+             [jobs.b]\nhost = \"local\"\nsteps = [\"x\"]\n",
+        )];
+        let plan = config::load_sources(std::path::Path::new("/nowhere"), &sources).expect("valid");
+        let id = |job: &str| InstanceId {
+            job: JobName {
+                system: "web".into(),
+                job: job.into(),
+            },
+            host: HostName("local".into()),
+        };
+        let book = LogBook::new(&plan, &[id("a"), id("b")], None);
+        for n in 0..5 {
+            book.push(&id("a"), LogLine::zap(None, format!("line {n}")));
+        }
+        let kept = book
+            .with_ring(&id("a"), |ring| {
+                ring.iter()
+                    .map(|line| line.text.clone())
+                    .collect::<Vec<_>>()
+            })
+            .expect("a ring");
+        assert_eq!(kept, ["line 2", "line 3", "line 4"]);
+        assert_eq!(
+            book.with_ring(&id("b"), |ring| ring.capacity()),
+            Some(DEFAULT_RING_LINES)
+        );
     }
 }

@@ -684,13 +684,26 @@ impl State {
                 }
             }
             Event::HostBack => {
-                let lost = matches!(
-                    instance.phase,
-                    Phase::Lost | Phase::Done(Outcome::Unreachable(_))
-                );
-                if lost && self.mode == Mode::Up && self.shutting_down.is_none() {
-                    instance.phase = Phase::Pending;
-                    instance.reason = None;
+                let back = self.mode == Mode::Up && self.shutting_down.is_none();
+                match &instance.phase {
+                    // A job that was lost with its host starts again only if
+                    // its restart policy says so: being cut off is a failure.
+                    Phase::Lost if back && instance.job.restart == RestartPolicy::Never => {
+                        let reason = instance.reason.take().unwrap_or_default();
+                        instance.phase = Phase::Done(Outcome::Failed {
+                            step: instance.last_run.as_ref().and_then(|last| last.step),
+                            exit: ExitInfo::Unknown,
+                            reason: Some(format!(
+                                "lost with its host ({reason}); restart = \"never\""
+                            )),
+                        });
+                    }
+                    // Lost under a restart policy, or never reached at all.
+                    Phase::Lost | Phase::Done(Outcome::Unreachable(_)) if back => {
+                        instance.phase = Phase::Pending;
+                        instance.reason = None;
+                    }
+                    _ => {}
                 }
             }
             Event::Wake(why) => self.wake(position, why, now, &mut effects),

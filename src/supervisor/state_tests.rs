@@ -761,7 +761,8 @@ fn shutting_down_stops_dependents_before_what_they_depend_on() {
 
 #[test]
 fn a_lost_host_makes_its_jobs_lost_until_it_is_back() {
-    let (_, mut state) = up("[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\n");
+    let (_, mut state) =
+        up("[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\nrestart = \"on-failure\"\n");
     state.begin();
     let (a, now) = (id("a"), Instant::now());
     state.apply(&a, 1, job(JobEvent::Spawned { pid: 3, pgid: 3 }), now);
@@ -977,4 +978,28 @@ fn a_cooldown_delays_the_next_remedy() {
         now + Duration::from_secs(30),
     );
     assert_eq!(remedies(&effects), ["podman rm -f db"]);
+}
+
+#[test]
+fn a_job_lost_with_its_host_under_restart_never_stays_down_with_the_reason() {
+    let (_, mut state) = up("[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\n");
+    state.begin();
+    let (a, now) = (id("a"), Instant::now());
+    state.apply(&a, 1, job(JobEvent::Spawned { pid: 3, pgid: 3 }), now);
+    state.apply(&a, 1, Event::HostLost("keepalive timeout".into()), now);
+    assert_eq!(state.instance(&a).map(|i| &i.phase), Some(&Phase::Lost));
+    let effects = state.apply(&a, 1, Event::HostBack, now);
+    assert!(effects.is_empty());
+    match &state.instance(&a).expect("a").phase {
+        Phase::Done(Outcome::Failed {
+            reason: Some(reason),
+            ..
+        }) => {
+            assert!(
+                reason.starts_with("lost with its host (keepalive timeout)"),
+                "{reason}"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
 }

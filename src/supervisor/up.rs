@@ -27,11 +27,13 @@ use crate::{status, targets};
 const LEFTOVER_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Runs `zap up` for `selected` in config folder `dir`; returns the exit code.
+/// With `ui`, the terminal UI shows the run (`observer` is then its own).
 pub async fn up(
     dir: &Path,
     plan: &Plan,
     selected: Vec<InstanceId>,
     observer: &mut dyn Observer,
+    ui: Option<crate::ui::Tui>,
 ) -> u8 {
     let server = match Server::bind_for(dir).await {
         Ok(server) => server,
@@ -71,11 +73,21 @@ pub async fn up(
     let writer = LogWriter::start(logs_dir(dir))
         .map_err(|error| eprintln!("zap: job output is not written to disk: {error}"))
         .ok();
-    let mut logbook = LogBook::new(&selected, writer);
+    let mut logbook = LogBook::new(plan, &selected, writer);
 
     let (control_tx, control_rx) = mpsc::channel(64);
     let server_task = tokio::spawn(server.run(control_tx));
     let (engine_tx, mut engine_rx) = mpsc::channel(64);
+    let ui = match ui.map(|ui| ui.start(engine_tx.clone(), logbook.clone())) {
+        Some(Ok(running)) => Some(running),
+        Some(Err(error)) => {
+            eprintln!("zap: cannot open the terminal UI: {error}");
+            let reason = "the terminal UI could not open".to_string();
+            let _ = engine_tx.try_send(Request::ShutDown { reason });
+            None
+        }
+        None => None,
+    };
     let handler = tokio::spawn(answer_control(
         control_rx,
         engine_tx,
@@ -100,6 +112,9 @@ pub async fn up(
     )
     .await;
     drop(observers);
+    if let Some(ui) = ui {
+        ui.finish().await;
+    }
 
     handler.abort();
     drop(engine_rx);
