@@ -297,10 +297,7 @@ pub fn state_label(mode: Mode, instance: &Instance) -> Option<String> {
                 .as_deref()
                 .unwrap_or("the connection dropped")
         )),
-        Phase::Fixing { rule, command } => Some(format!(
-            "fixing: {} -> running {rule}: {command}",
-            instance.reason.as_deref().unwrap_or("a fixup matched")
-        )),
+        Phase::Fixing { rule, command } => Some(format!("fixing with {rule}: {command}")),
         Phase::Done(_) => crate::summary::outcome_text(instance),
         _ => None,
     }

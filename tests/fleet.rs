@@ -396,3 +396,157 @@ fn the_report_carries_each_jobs_peak_cpu_and_memory() {
         "{big}"
     );
 }
+
+/// A stand-in for podman on a fleet host: `run --name X` fails with podman's
+/// own message and exit 125 while a container X "exists" (a file), `rm -f X`
+/// removes it. Installed under `dir` on `host`; returns nothing.
+fn install_fake_podman(host: &str, dir: &str, existing: &[&str]) {
+    let script = format!(
+        r#"#!/bin/sh
+state={dir}/containers
+case "$1" in
+  run)
+    while [ $# -gt 0 ] && [ "$1" != --name ]; do shift; done
+    name=$2
+    if [ -e "$state/$name" ]; then
+      printf 'Error: creating container storage: the container name "%s" is already in use by 1a2ad3c7f119. You have to remove that container to be able to reuse that name: that name is already in use, or use --replace to instruct Podman to do so.\n' "$name" >&2
+      exit 125
+    fi
+    echo "container $name running on $(hostname)" ;;
+  rm)
+    [ "$2" = -f ] && shift
+    echo "$2" >> {dir}/removed
+    if [ -e "$state/$2" ]; then rm -f "$state/$2"; echo "$2"; else exit 1; fi ;;
+esac
+"#
+    );
+    let mut setup = format!(
+        "mkdir -p {dir}/bin {dir}/containers && cat > {dir}/bin/podman && chmod +x {dir}/bin/podman"
+    );
+    for name in existing {
+        setup.push_str(&format!(
+            " && touch {}",
+            common::shell_word(&format!("{dir}/containers/{name}"))
+        ));
+    }
+    let mut child = Process::new("docker")
+        .args(["exec", "-i", &format!("zaptest-{host}"), "sh", "-c", &setup])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("docker exec");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("write script");
+    assert!(child.wait().expect("wait").success());
+}
+
+fn read_on(host: &str, path: &str) -> String {
+    let output = Process::new("docker")
+        .args(["exec", &format!("zaptest-{host}"), "cat", path])
+        .output()
+        .expect("docker exec");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn the_podman_pack_heals_a_leftover_container_on_the_jobs_host() {
+    let fixture = Fixture::fleet();
+    let dir = format!("/tmp/zap-podman-{}", std::process::id());
+    // A container name cannot hold '/': the injection aims at the home folder.
+    let hostile = "x'; touch zap-pwned; '";
+    install_fake_podman("n1", &dir, &["web1", hostile]);
+    fixture.write(
+        "jobs/web.toml",
+        &format!(
+            r#"
+[jobs.web]
+host = "n1"
+env = {{ PATH = "{dir}/bin:/usr/local/bin:/usr/bin:/bin" }}
+fixups = ["podman"]
+steps = ["podman run --name web1 nginx"]
+
+[jobs.odd]
+host = "n1"
+env = {{ PATH = "{dir}/bin:/usr/local/bin:/usr/bin:/bin" }}
+fixups = ["podman"]
+steps = ["podman run --name \"x'; touch zap-pwned; '\" nginx"]
+"#
+        ),
+    );
+    let report = report_path(&fixture);
+    let out = run(fixture.zap(&["run", "--report", &report]));
+    println!("{}", out.stdout);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.lines_of("n1", "web.web", '|'),
+        ["container web1 running on n1"]
+    );
+    let json = Output::report(std::path::Path::new(&report));
+    let web = &json["jobs"][0];
+    assert_eq!(web["fixups"][0]["rule"], "podman/name-in-use");
+    assert_eq!(web["fixups"][0]["command"], "podman rm -f web1");
+    assert_eq!(web["fixups"][0]["healed"], true);
+    assert_eq!(web["restarts"], 1);
+    // The remedy ran on n1, where the job runs, and got the hostile name as
+    // one literal argument.
+    let mut removed: Vec<String> = read_on("n1", &format!("{dir}/removed"))
+        .lines()
+        .map(String::from)
+        .collect();
+    removed.sort();
+    assert_eq!(removed, ["web1", hostile]);
+    let check = Process::new("docker")
+        .args([
+            "exec",
+            "zaptest-n1",
+            "sh",
+            "-c",
+            "test -e /root/zap-pwned || test -e /tmp/zap-pwned",
+        ])
+        .status()
+        .expect("docker exec");
+    assert!(!check.success(), "the hostile capture ran as code");
+}
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn a_remedy_outside_ok_exit_is_a_failed_attempt() {
+    let fixture = Fixture::fleet();
+    let dir = format!("/tmp/zap-podman-fail-{}", std::process::id());
+    install_fake_podman("n2", &dir, &[]);
+    fixture.write(
+        "jobs/web.toml",
+        &format!(
+            r#"
+[jobs.web]
+host = "n2"
+env = {{ PATH = "{dir}/bin:/usr/local/bin:/usr/bin:/bin" }}
+steps = ["echo 'the container name \"ghost\" is already in use' >&2; exit 125"]
+
+[[jobs.web.fixup]]
+when = 'the container name "(?P<name>[^"]+)" is already in use'
+run = "podman rm -f {{name}}"
+max = 2
+"#
+        ),
+    );
+    let report = report_path(&fixture);
+    let out = run(fixture.zap(&["run", "--report", &report]));
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let job = &Output::report(std::path::Path::new(&report))["jobs"][0];
+    assert_eq!(job["fixups"].as_array().map(Vec::len), Some(2), "{job}");
+    assert_eq!(
+        job["fixups"][0]["exit"], 1,
+        "podman rm of a missing container exits 1"
+    );
+    assert_eq!(job["fixups"][0]["healed"], false);
+    assert!(
+        out.stdout
+            .contains("fixup job/1 did not heal it after 2 tries")
+    );
+}

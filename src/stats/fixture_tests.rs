@@ -274,6 +274,13 @@ fn the_poller_reads_host_figures_and_precise_memory() {
     assert_eq!(odd.rss_bytes, 334 * 4096);
     assert_eq!(odd.cpu_ticks, 0);
     assert_eq!(odd.start, 386_364);
+    // cutime + cstime: what the shell and init reaped.
+    let children = |pid: u32| {
+        let p = snapshot.processes.iter().find(|p| p.pid == pid);
+        p.and_then(|p| p.children_ticks)
+    };
+    assert_eq!(children(3746), Some(392 + 1));
+    assert_eq!(children(1), Some(52 + 13));
     let zombie = snapshot
         .processes
         .iter()

@@ -192,7 +192,12 @@ async fn a_job_that_idles_then_spins_reads_a_core_within_two_polls() {
         .run_capture(&format!("kill {spinner}"))
         .await
         .expect("kill the loop");
-    watch.next(&job).await;
+    // Snapshots taken before the kill may wait in the channel (top took a
+    // second): the first poll after it is the first one zap read later than
+    // the kill plus a transit; it still holds the loop's last moments (in
+    // the shell's cutime, once the shell reaped it), the second none.
+    let killed_at = std::time::Instant::now() + Duration::from_millis(200);
+    while watch.next(&job).await.0.at < killed_at {}
     let (_, share) = watch.next(&job).await;
     let share = share.expect("the shell still runs");
     assert!(share.cpu_percent.is_some_and(|cpu| cpu < 5.0), "{share:?}");
@@ -312,6 +317,110 @@ async fn an_orphaned_busy_loop_still_counts_by_its_group() {
     assert_eq!(share.procs, 3, "shell, sleep, and the orphan");
     let top = top_percent(&transport, spinner).await;
     assert_busy(share.cpu_percent.expect("a rate"), top, "orphan");
+    kill_job(&transport, &job).await;
+    watch.stop().await;
+    transport.close().await;
+}
+
+/// utime+stime+cutime+cstime of `pid` in fleet container `container`, in
+/// seconds, read from outside (`docker exec`): the host's own figure for a
+/// process and all it reaped.
+async fn container_cpu_seconds(container: &str, pid: u32) -> Option<f64> {
+    let read = |args: Vec<String>| async move {
+        let output = tokio::process::Command::new("docker")
+            .args(&args)
+            .output()
+            .await
+            .ok()?;
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let ticks: f64 = read(vec![
+        "exec".into(),
+        container.into(),
+        "getconf".into(),
+        "CLK_TCK".into(),
+    ])
+    .await?
+    .trim()
+    .parse()
+    .ok()?;
+    let stat = read(vec![
+        "exec".into(),
+        container.into(),
+        "cat".into(),
+        format!("/proc/{pid}/stat"),
+    ])
+    .await?;
+    let (_, tail) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = tail.split_whitespace().collect();
+    let total: u64 = (11..15)
+        .map(|i| fields.get(i)?.parse::<u64>().ok())
+        .sum::<Option<u64>>()?;
+    Some(total as f64 / ticks)
+}
+
+#[tokio::test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+async fn a_loop_forking_short_lived_children_reads_what_the_host_says() {
+    let _serial = SERIAL.lock().await;
+    let transport = transport();
+    let mut watch = Watch::start(&transport);
+    // Each `$(date +%s)` forks a child that lives a few ms: no poll sees
+    // them; their time reaches the shell's cutime+cstime when it reaps them.
+    let job = start_job(
+        &transport,
+        "i=0; end=$(($(date +%s)+8)); while [ $(date +%s) -lt $end ]; do :; done",
+    )
+    .await;
+    // A first rate for the job: the loop runs.
+    let mut last_at = loop {
+        let (stats, share) = watch.next(&job).await;
+        if share.and_then(|share| share.cpu_percent).is_some() {
+            break stats.at;
+        }
+        assert!(
+            job.started.elapsed() < Duration::from_secs(6),
+            "no rate in time"
+        );
+    };
+    let container = format!("zaptest-{HOST}");
+    let host_before = container_cpu_seconds(&container, job.pid)
+        .await
+        .expect("the shell's stat");
+    let wall_before = Instant::now();
+    // Three intervals, each rate weighed by its length.
+    let mut cpu_seconds = 0.0;
+    let mut seconds = 0.0;
+    for _ in 0..3 {
+        let (stats, share) = watch.next(&job).await;
+        let rate = share
+            .and_then(|share| share.cpu_percent)
+            .expect("the job still runs, with a rate");
+        let interval = stats.at.duration_since(last_at).as_secs_f64();
+        cpu_seconds += rate / 100.0 * interval;
+        seconds += interval;
+        last_at = stats.at;
+    }
+    let host_after = container_cpu_seconds(&container, job.pid)
+        .await
+        .expect("the shell still runs");
+    let host = (host_after - host_before) / wall_before.elapsed().as_secs_f64() * 100.0;
+    let ours = cpu_seconds / seconds * 100.0;
+    eprintln!("forking loop: zap {ours:.1}%, the shell's utime+stime+cutime+cstime {host:.1}%");
+    // The loop gets 25–35% of a core on the fleet (forking is slow in a
+    // container sharing two cores); zap read about 1% before it counted the
+    // reaped children.
+    assert!(
+        host > 10.0,
+        "the loop got {host:.1}% of a core: too little to tell anything"
+    );
+    assert!(
+        (ours - host).abs() <= 25.0 && ours >= host / 2.0,
+        "zap {ours:.1}% but the host {host:.1}%"
+    );
     kill_job(&transport, &job).await;
     watch.stop().await;
     transport.close().await;

@@ -11,13 +11,19 @@
 //! c USER NICE SYSTEM IDLE IOWAIT IRQ SOFTIRQ STEAL ...   /proc/stat "cpu" line
 //! n CPUS                   how many cpuN lines /proc/stat has
 //! m TOTAL_KB AVAILABLE_KB  /proc/meminfo
-//! p PID STATE PPID PGID SID UTIME STIME START RSS_PAGES COMM
+//! P PID STATE PPID PGID SID UTIME STIME CUTIME CSTIME START RSS_PAGES COMM
+//! p PID STATE PPID PGID SID UTIME STIME START RSS_PAGES COMM   (older pollers)
 //!
 //! h ps
 //! d EPOCH                  `date +%s`
 //! w UPTIME_OUTPUT          `uptime`, for the load average
 //! q PID PPID PGID STAT TIME ETIME RSS_KB COMM      a `ps -o` row
 //! ```
+//!
+//! CUTIME and CSTIME are what the process's reaped children used (fields 16
+//! and 17 of `/proc/PID/stat`): where the CPU time of children too short-lived
+//! for any poll to see goes (see `rate`). An older poller's `p` line lacks
+//! them; it still reads, without that time.
 //!
 //! COMM is last so it may hold spaces and parentheses. A process line that
 //! cannot be read (the process vanished while the poller read it) is skipped
@@ -70,6 +76,10 @@ pub struct ProcSample {
     pub comm: String,
     /// utime + stime, in the snapshot's clock ticks.
     pub cpu_ticks: u64,
+    /// cutime + cstime: the CPU time of the children it has reaped (and of
+    /// theirs), in the snapshot's clock ticks; `None` where the source does
+    /// not tell (`ps` mode, an older poller).
+    pub children_ticks: Option<u64>,
     /// When it started, in clock ticks on the snapshot's timeline (since
     /// boot for `/proc`, since the epoch otherwise). With the pid, it tells
     /// a process from a later one that got the same pid.
@@ -178,7 +188,7 @@ pub fn parse_snapshot(text: &str) -> Result<Snapshot, ParseError> {
                 snapshot.mem_total = Some(total * 1024);
                 snapshot.mem_available = Some(available * 1024);
             }
-            "p" => match proc_line(rest, page_size) {
+            "P" | "p" => match proc_line(rest, page_size, tag == "P") {
                 Some(sample) => snapshot.processes.push(sample),
                 None => snapshot.skipped += 1,
             },
@@ -259,11 +269,12 @@ fn fields_then_rest(line: &str, count: usize) -> Option<(Vec<&str>, &str)> {
     Some((fields, rest))
 }
 
-/// `PID STATE PPID PGID SID UTIME STIME START RSS_PAGES COMM`, one space
-/// apart (awk's output separator). The comm is what stat had inside its
+/// `PID STATE PPID PGID SID UTIME STIME [CUTIME CSTIME] START RSS_PAGES
+/// COMM`, one space apart (awk's output separator), the children's times
+/// there when `with_children`. The comm is what stat had inside its
 /// outermost parentheses, spaces and all, even leading ones.
-fn proc_line(rest: &str, page_size: u64) -> Option<ProcSample> {
-    let mut fields = rest.splitn(10, ' ');
+fn proc_line(rest: &str, page_size: u64, with_children: bool) -> Option<ProcSample> {
+    let mut fields = rest.splitn(if with_children { 12 } else { 10 }, ' ');
     let mut next = || fields.next().filter(|field| !field.is_empty());
     let pid: u32 = next()?.parse().ok().filter(|&pid| pid > 0)?;
     let mut state = next()?.chars();
@@ -275,6 +286,13 @@ fn proc_line(rest: &str, page_size: u64) -> Option<ProcSample> {
     let sid = next()?.parse().ok()?;
     let utime: u64 = next()?.parse().ok()?;
     let stime: u64 = next()?.parse().ok()?;
+    let children_ticks = if with_children {
+        let cutime: u64 = next()?.parse().ok()?;
+        let cstime: u64 = next()?.parse().ok()?;
+        Some(cutime.checked_add(cstime)?)
+    } else {
+        None
+    };
     let start = next()?.parse().ok()?;
     let rss_pages: u64 = next()?.parse().ok()?;
     let comm = fields.next().unwrap_or("").to_string();
@@ -286,6 +304,7 @@ fn proc_line(rest: &str, page_size: u64) -> Option<ProcSample> {
         state,
         comm,
         cpu_ticks: utime.checked_add(stime)?,
+        children_ticks,
         start,
         rss_bytes: rss_pages.saturating_mul(page_size),
     })
@@ -305,6 +324,7 @@ fn ps_line(rest: &str) -> Option<(ProcSample, u64)> {
             state: fields[3].chars().next()?,
             comm: comm.to_string(),
             cpu_ticks: ps_duration(fields[4])?,
+            children_ticks: None,
             start: 0,
             rss_bytes: fields[6].parse::<u64>().ok()?.saturating_mul(1024),
         },
@@ -391,6 +411,28 @@ mod tests {
             " lead"
         );
         assert_eq!(one("p 42 S 1 42 42 0 0 1 1 ").processes[0].comm, "");
+    }
+
+    #[test]
+    fn process_lines_carry_the_reaped_childrens_time() {
+        let p = &one("P 42 S 1 42 42 3 4 250 50 1000 25 a b) (c").processes[0];
+        assert_eq!((p.cpu_ticks, p.children_ticks), (7, Some(300)));
+        assert_eq!((p.start, p.rss_bytes), (1000, 25 * 4096));
+        assert_eq!(p.comm, "a b) (c");
+        // An older poller's line: no children's time.
+        let p = &one("p 42 S 1 42 42 3 4 1000 25 sh").processes[0];
+        assert_eq!((p.cpu_ticks, p.children_ticks, p.start), (7, None, 1000));
+        for line in [
+            "P 42 S 1 42 42 3 4 250",
+            "P 42 S 1 42 42 3 4 x 50 1000 25 sh",
+        ] {
+            let snapshot = parse_snapshot(&format!("{HEAD}{line}\n")).expect("survives");
+            assert_eq!(
+                (snapshot.processes.len(), snapshot.skipped),
+                (0, 1),
+                "{line}"
+            );
+        }
     }
 
     #[test]

@@ -125,7 +125,9 @@ function proc_table(wait,   cmd, list, n, dirs, i, dir, file, s, line, open, c, 
             split(first_line(dir "/statm"), f, " ")
             res = f[2] == "" ? a[22] : f[2]
         }
-        out = "p " p " " a[1] " " a[2] " " a[3] " " a[4] " " a[12] " " a[13] " " a[20] " " res " " comm
+        # utime stime cutime cstime: the last two are the CPU time of the
+        # reaped children, where children too short for any poll to see go.
+        out = "P " p " " a[1] " " a[2] " " a[3] " " a[4] " " a[12] " " a[13] " " a[14] " " a[15] " " a[20] " " res " " comm
         print out
         last_stat[p] = s
         last_out[p] = out

@@ -216,3 +216,8 @@ impl Drop for Running {
         let _ = self.child.wait();
     }
 }
+
+/// `text` as one POSIX shell word.
+pub fn shell_word(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
