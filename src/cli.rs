@@ -158,7 +158,9 @@ pub fn main() -> ExitCode {
             timeout,
         } => runtime.block_on(run_command(&plan, &targets, report.as_deref(), timeout)),
         Command::Check { connect } => runtime.block_on(check_command(&plan, connect)),
-        Command::Up { targets, .. } => runtime.block_on(up_command(&dir, &plan, &targets)),
+        Command::Up { targets, headless } => {
+            runtime.block_on(up_command(&dir, &plan, &targets, headless))
+        }
         Command::Fixups { command } => {
             let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
             match command {
@@ -220,7 +222,7 @@ async fn control_command(dir: &Path, command: &Command) -> Option<u8> {
     })
 }
 
-async fn up_command(dir: &Path, plan: &Plan, target_names: &[String]) -> u8 {
+async fn up_command(dir: &Path, plan: &Plan, target_names: &[String], headless: bool) -> u8 {
     let selected = match targets::select(plan, target_names) {
         Ok(selected) if selected.is_empty() => {
             eprintln!("zap: nothing to start (no target given and no system has autostart = true)");
@@ -232,9 +234,22 @@ async fn up_command(dir: &Path, plan: &Plan, target_names: &[String]) -> u8 {
             return exit::USAGE;
         }
     };
-    let colour = std::io::stdout().is_terminal();
-    let mut printer = Printer::new(std::io::stdout().lock(), colour, &selected);
-    crate::supervisor::up::up(dir, plan, selected, &mut printer).await
+    // The terminal UI needs a terminal on both ends; else prefixed lines.
+    let terminal = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    if headless || !terminal {
+        let colour = std::io::stdout().is_terminal();
+        let mut printer = Printer::new(std::io::stdout().lock(), colour, &selected);
+        return crate::supervisor::up::up(dir, plan, selected, &mut printer, None).await;
+    }
+    let keymap = match crate::ui::Keymap::load_user() {
+        Ok(keymap) => keymap,
+        Err(error) => {
+            eprintln!("zap: {error}");
+            return exit::USAGE;
+        }
+    };
+    let (mut observer, tui) = crate::ui::Tui::new(keymap, &selected);
+    crate::supervisor::up::up(dir, plan, selected, &mut observer, Some(tui)).await
 }
 
 /// The config in `dir`, or the built-in demo when `dir` holds no config.

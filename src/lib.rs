@@ -25,3 +25,4 @@ pub mod summary;
 pub mod supervisor;
 pub mod targets;
 pub mod transport;
+pub mod ui;

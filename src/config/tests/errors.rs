@@ -65,7 +65,7 @@ fn unknown_key_in_a_job() {
         ("jobs/web.toml", 4, 1),
         "jobs.build.restart_delay",
         Some("restart_delay"),
-        "unknown key \"restart_delay\" (expected one of: host, hosts, steps, env, pty, after, ready, restart, restart_on, restart_every, backoff, max_restarts, stop, fixups, fixup)",
+        "unknown key \"restart_delay\" (expected one of: host, hosts, steps, env, pty, after, ready, restart, restart_on, restart_every, backoff, max_restarts, log_lines, stop, fixups, fixup)",
     );
 }
 
