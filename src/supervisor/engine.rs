@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::instance::{Addressed, RunContext, run_instance};
 use super::state::{Effect, Event, Mode, Phase, State};
+use crate::action::Action;
 use crate::config::{Plan, RemedyPlace};
 use crate::fixup::{Guard, Remedy};
 use crate::model::{ExitInfo, HostName, InstanceId, Signal};
@@ -101,6 +102,27 @@ impl Requests for mpsc::Receiver<Request> {
     async fn next(&mut self) -> Option<Request> {
         self.recv().await
     }
+}
+
+/// The request that carries out a job action of the shared vocabulary on
+/// `targets`, for the control socket and the TUI alike; `reason` is shown
+/// with the state it leads to. `None` for actions that only read.
+pub fn request_for_action(
+    action: &Action,
+    targets: Vec<InstanceId>,
+    reason: String,
+) -> Option<Request> {
+    let event = match action {
+        Action::Restart { .. } => Event::Restart { reason },
+        Action::Stop { .. } => Event::Stop {
+            reason,
+            counts_as_failure: false,
+        },
+        Action::Start { .. } => Event::Start,
+        Action::Down => return Some(Request::ShutDown { reason }),
+        Action::Status | Action::Logs { .. } => return None,
+    };
+    Some(Request::Apply { targets, event })
 }
 
 /// A `Requests` that never has any (`zap run`).
@@ -477,11 +499,12 @@ async fn run_remedy(
     }
 }
 
-/// SIGINT and SIGTERM, listened to for the whole run so none is missed
-/// between two turns of the loop.
+/// SIGINT, SIGTERM and SIGHUP (the terminal closed), listened to for the
+/// whole run so none is missed between two turns of the loop.
 struct StopSignals {
     interrupt: Option<tokio::signal::unix::Signal>,
     terminate: Option<tokio::signal::unix::Signal>,
+    hangup: Option<tokio::signal::unix::Signal>,
 }
 
 impl StopSignals {
@@ -490,6 +513,7 @@ impl StopSignals {
         StopSignals {
             interrupt: signal(SignalKind::interrupt()).ok(),
             terminate: signal(SignalKind::terminate()).ok(),
+            hangup: signal(SignalKind::hangup()).ok(),
         }
     }
 
@@ -507,6 +531,7 @@ impl StopSignals {
         tokio::select! {
             () = wait(&mut self.interrupt) => "stopped by Ctrl+C",
             () = wait(&mut self.terminate) => "stopped by SIGTERM",
+            () = wait(&mut self.hangup) => "stopped by SIGHUP",
         }
     }
 }

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::engine::{self, Observer, Observers, Options, Request};
+use super::engine::{self, Observer, Observers, Options, Request, request_for_action};
 use super::ledger::{Ledger, Leftover};
 use super::leftovers::kill_if_ours;
 use super::logbook::LogBook;
 use super::run::new_run_id;
-use super::state::{Event, Mode, State};
+use super::state::{Mode, State};
 use crate::action::Action;
 use crate::config::Plan;
 use crate::control::path::state_dir;
@@ -195,7 +195,7 @@ async fn answer_control(
             }
             Ok(ids)
         };
-        let (event, verb, names) = match action {
+        let (verb, names) = match &action {
             Action::Status => {
                 let look = Box::new(move |state: &State| {
                     let instances = status::snapshot(state, Instant::now());
@@ -209,55 +209,40 @@ async fn answer_control(
                 follow,
                 step,
             } => {
-                match targets_of(std::slice::from_ref(&target)) {
-                    Ok(ids) => logbook.serve(ids, step.map(StepIndex), follow, reply),
+                match targets_of(std::slice::from_ref(target)) {
+                    Ok(ids) => logbook.serve(ids, step.map(StepIndex), *follow, reply),
                     Err(message) => {
                         reply.send(Reply::Error { message });
                     }
                 }
                 continue;
             }
-            Action::Down => {
-                reply.send(Reply::Done {
-                    message: "stopping every job, then zap".to_string(),
-                });
-                let reason = "zap down".to_string();
-                let _ = engine.send(Request::ShutDown { reason }).await;
-                continue;
-            }
-            Action::Restart { targets } => (
-                Event::Restart {
-                    reason: "zap restart".to_string(),
-                },
-                "restarting",
-                targets,
-            ),
-            Action::Stop { targets } => (
-                Event::Stop {
-                    reason: "zap stop".to_string(),
-                    counts_as_failure: false,
-                },
-                "stopping",
-                targets,
-            ),
-            Action::Start { targets } => (Event::Start, "starting", targets),
+            Action::Down => ("stopping every job, then zap", Vec::new()),
+            Action::Restart { targets } => ("restarting", targets.clone()),
+            Action::Stop { targets } => ("stopping", targets.clone()),
+            Action::Start { targets } => ("starting", targets.clone()),
         };
-        match targets_of(&names) {
-            Ok(ids) => {
-                let listed: Vec<String> = ids.iter().map(ToString::to_string).collect();
-                reply.send(Reply::Done {
-                    message: format!("{verb} {}", listed.join(", ")),
-                });
-                let _ = engine
-                    .send(Request::Apply {
-                        targets: ids,
-                        event,
-                    })
-                    .await;
-            }
+        let ids = match targets_of(&names) {
+            Ok(ids) => ids,
             Err(message) => {
                 reply.send(Reply::Error { message });
+                continue;
             }
+        };
+        let listed: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        reply.send(Reply::Done {
+            message: format!("{verb} {}", listed.join(", "))
+                .trim_end()
+                .to_string(),
+        });
+        // What zap status and the job's log show as the reason: the command.
+        let reason = match &action {
+            Action::Restart { .. } => "zap restart",
+            Action::Stop { .. } => "zap stop",
+            _ => "zap down",
+        };
+        if let Some(request) = request_for_action(&action, ids, reason.to_string()) {
+            let _ = engine.send(request).await;
         }
     }
 }

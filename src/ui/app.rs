@@ -27,7 +27,7 @@ use crate::action::Action;
 use crate::logs::LogLine;
 use crate::model::Signal;
 use crate::supervisor::Event;
-use crate::supervisor::engine::Request;
+use crate::supervisor::engine::{Request, request_for_action};
 use crate::supervisor::logbook::LogBook;
 
 /// The shortest time between two frames (and two snapshots): ~30 a second.
@@ -50,29 +50,14 @@ const FROM_UI: &str = "from the terminal UI";
 /// carried out as the same engine events.
 pub fn request_for(action: UiAction, snapshot: &Snapshot) -> Option<Request> {
     Some(match action {
-        UiAction::Act { action, targets } => match action {
-            Action::Restart { .. } => Request::Apply {
-                targets,
-                event: Event::Restart {
-                    reason: format!("restart {FROM_UI}"),
-                },
-            },
-            Action::Stop { .. } => Request::Apply {
-                targets,
-                event: Event::Stop {
-                    reason: format!("stopped {FROM_UI}"),
-                    counts_as_failure: false,
-                },
-            },
-            Action::Start { .. } => Request::Apply {
-                targets,
-                event: Event::Start,
-            },
-            Action::Down => Request::ShutDown {
-                reason: format!("quit {FROM_UI}"),
-            },
-            Action::Status | Action::Logs { .. } => return None,
-        },
+        UiAction::Act { action, targets } => {
+            let reason = match action {
+                Action::Restart { .. } => format!("restart {FROM_UI}"),
+                Action::Down => format!("quit {FROM_UI}"),
+                _ => format!("stopped {FROM_UI}"),
+            };
+            return request_for_action(&action, targets, reason);
+        }
         UiAction::Signal { signal, targets } => Request::Apply {
             targets,
             event: Event::SendSignal(signal),
