@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::Fixture;
+use common::{Fixture, processes_with};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -100,32 +100,6 @@ impl Drop for Tmux {
 
 fn tmux_missing() -> bool {
     Command::new("tmux").arg("-V").output().is_err()
-}
-
-/// Processes whose command line holds `marker` (zombies aside).
-fn processes_with(marker: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let pid = entry.file_name().to_string_lossy().into_owned();
-        if !pid.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-            stat.rsplit_once(") ")
-                .is_some_and(|(_, rest)| rest.starts_with('Z'))
-        });
-        if cmdline.contains(marker) && !zombie {
-            found.push(format!("{pid}: {cmdline}"));
-        }
-    }
-    found
 }
 
 fn wait_for_file(path: &Path) -> String {

@@ -5,38 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Fixture, Running, run};
+use common::{Fixture, Running, processes_with, run};
 
 const SECONDS_30: Duration = Duration::from_secs(30);
-
-/// Processes whose command line holds `marker`, from this machine's table.
-fn processes_with(marker: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-            stat.rsplit_once(") ")
-                .is_some_and(|(_, rest)| rest.starts_with('Z'))
-        });
-        if cmdline.contains(marker) && !zombie {
-            found.push(format!("{pid}: {cmdline}"));
-        }
-    }
-    found
-}
 
 fn wait_until_gone(marker: &str) -> Vec<String> {
     for _ in 0..40 {
