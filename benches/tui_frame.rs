@@ -99,7 +99,10 @@ fn frame_time(c: &mut Criterion) {
     let now = Instant::now();
     let snapshot = Snapshot::capture(&state, now, lines, None);
     let rows = zap::ui::tree::rows(&snapshot, &view.fleet.folds).len();
-    eprintln!("tui_frame: {} instances, {rows} rows in the fleet tree", snapshot.instances.len());
+    eprintln!(
+        "tui_frame: {} instances, {rows} rows in the fleet tree",
+        snapshot.instances.len()
+    );
 
     let mut group = c.benchmark_group("fleet_1000");
     group.bench_function("render", |b| {
