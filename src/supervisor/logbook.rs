@@ -67,26 +67,30 @@ impl LogBook {
 
     /// Keeps `line` of instance `id` and passes it to its followers.
     pub fn push(&self, id: &InstanceId, line: LogLine) {
-        let mut inner = self.lock();
-        let Some(ring) = inner.rings.get_mut(id) else {
-            return;
-        };
-        let line = ring.push(line).clone();
-        if let Some(writer) = &inner.writer {
-            writer.append(id, line.clone());
-        }
-        if inner.followers.is_empty() {
-            return;
-        }
-        let entry = entry(id, &line);
-        inner.followers.retain(|follower| {
-            if !follower.ids.contains(id)
-                || follower.step.is_some_and(|step| line.step != Some(step))
-            {
-                return !follower.reply.is_closed();
+        let (line, writer) = {
+            let mut inner = self.lock();
+            let Some(ring) = inner.rings.get_mut(id) else {
+                return;
+            };
+            let line = ring.push(line).clone();
+            if !inner.followers.is_empty() {
+                let entry = entry(id, &line);
+                inner.followers.retain(|follower| {
+                    if !follower.ids.contains(id)
+                        || follower.step.is_some_and(|step| line.step != Some(step))
+                    {
+                        return !follower.reply.is_closed();
+                    }
+                    follower.reply.send(Reply::Line(entry.clone()))
+                });
             }
-            follower.reply.send(Reply::Line(entry.clone()))
-        });
+            (line, inner.writer.clone())
+        };
+        // Outside the lock: a full disk queue makes `append` wait, and the
+        // control socket's handler must not wait with it.
+        if let Some(writer) = writer {
+            writer.append(id, line);
+        }
     }
 
     /// Sends the kept lines of `ids` (of one step, if given) to `reply`; with
