@@ -238,7 +238,7 @@ async fn up_command(dir: &Path, plan: &Plan, target_names: &[String], headless: 
     let terminal = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
     if headless || !terminal {
         let colour = std::io::stdout().is_terminal();
-        let mut printer = Printer::new(std::io::stdout().lock(), colour, &selected);
+        let mut printer = Printer::new(buffered_stdout(), colour, &selected);
         return crate::supervisor::up::up(dir, plan, selected, &mut printer, None).await;
     }
     let keymap = match crate::ui::Keymap::load_user() {
@@ -290,7 +290,7 @@ async fn run_command(
         }
     };
     let colour = std::io::stdout().is_terminal();
-    let mut printer = Printer::new(std::io::stdout().lock(), colour, &selected);
+    let mut printer = Printer::new(buffered_stdout(), colour, &selected);
     let state = run::run(plan, &selected, &transports, &mut printer, timeout).await;
     drop(printer);
     print!("{}", summary::render(&state));
@@ -387,4 +387,11 @@ async fn check_command(plan: &Plan, connect: bool) -> u8 {
         transport.close().await;
     }
     code
+}
+
+/// Stdout for the headless printer: buffered, since a line per write(2)
+/// costs more than the rest of printing; the printer flushes whenever the
+/// supervisor has no event waiting.
+fn buffered_stdout() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
+    std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock())
 }
