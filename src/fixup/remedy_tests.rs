@@ -134,8 +134,26 @@ fn has_fuser() -> bool {
 
 /// A child that holds `listener`'s socket (and nothing else of ours), in its
 /// own process group.
-fn holder(listener: &TcpListener) -> std::process::Child {
-    let fd = listener.as_raw_fd();
+/// A listener on 127.0.0.1 and its port.
+fn listen() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    (listener, port)
+}
+
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+}
+
+/// A `sleep 60` in its own process group that holds `socket` too.
+fn holder(socket: &impl AsRawFd) -> std::process::Child {
+    let fd = socket.as_raw_fd();
     let mut command = Command::new("sleep");
     command.arg("60").process_group(0);
     // SAFETY: between fork and exec only fcntl(2), which is
@@ -159,8 +177,7 @@ fn the_port_remedy_stops_the_holder() {
         return;
     }
     let plan = plan(&[]);
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("address").port();
+    let (listener, port) = listen();
     let mut child = holder(&listener);
     drop(listener);
     let remedy = port_remedy(&plan, port);
@@ -183,11 +200,10 @@ fn the_port_remedy_spares_zap_and_its_jobs() {
     let plan = plan(&[]);
     // This test process stands for zap: it holds the port and is the
     // remedy's ancestor.
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("address").port();
+    let (listener, port) = listen();
     let remedy = port_remedy(&plan, port);
     let output = sh(&remedy.command, &[]);
-    assert_eq!(output.status.code(), Some(1));
+    assert_exit(&output, 1);
     let own = std::process::id();
     assert_eq!(
         text(&output.stderr),
@@ -220,6 +236,41 @@ fn the_port_remedy_spares_zap_and_its_jobs() {
     assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[tokio::test]
+async fn the_port_remedy_spares_a_connection_that_only_shares_the_number() {
+    if !has_fuser() {
+        eprintln!("skipped: no fuser here");
+        return;
+    }
+    let plan = plan(&[]);
+    // zap listens on 127.0.0.1:PORT; a bystander's connection goes out from
+    // 127.0.0.2:PORT to some server: the same local port number, but it
+    // blocks no one's bind on 127.0.0.1 and must live on.
+    let (_zap_listening, port) = listen();
+    let server = TcpListener::bind("127.0.0.3:0").expect("bind a server");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(([127, 0, 0, 2], port).into())
+        .expect("bind the same port number on another address");
+    let connection = socket
+        .connect(server.local_addr().expect("server address"))
+        .await
+        .expect("connect")
+        .into_std()
+        .expect("a std stream");
+    let mut bystander = holder(&connection);
+    drop(connection);
+    let remedy = port_remedy(&plan, port);
+    let output = sh(&remedy.command, &[]);
+    assert_exit(&output, 1);
+    assert!(
+        bystander.try_wait().expect("poll sleep").is_none(),
+        "the bystander survived"
+    );
+    let _ = bystander.kill();
+    let _ = bystander.wait();
 }
 
 #[test]
