@@ -88,16 +88,30 @@ impl PollScript {
 /// Polls `host` every `every`: through `sysinfo` for a local transport,
 /// through `poll.awk` on an SSH one. Ends (after stopping the host side)
 /// when `tx`'s receiver is dropped.
+///
+/// The first poll waits one interval. A CPU figure takes two polls, so a
+/// job that ends sooner would get none anyway, and a short `zap run` then
+/// never pays for starting the poller on every host (a channel, a shell,
+/// awk reading the whole process table) while its own jobs start.
 pub fn spawn_poller(
     host: HostName,
     transport: Transport,
     every: Duration,
     tx: mpsc::Sender<HostStats>,
 ) -> JoinHandle<()> {
-    match transport {
-        Transport::Local(_) => spawn_local_poller(host, every, tx),
-        Transport::Ssh(_) => spawn_host_poller(host, transport, every, tx),
-    }
+    tokio::spawn(async move {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = tx.closed() => return,
+        }
+        let poller = match transport {
+            Transport::Local(_) => spawn_local_poller(host, every, tx),
+            Transport::Ssh(_) => spawn_host_poller(host, transport, every, tx),
+        };
+        // Ends when the poller does, so that whoever awaits this handle
+        // waits for the host side to be stopped, as before.
+        let _ = poller.await;
+    })
 }
 
 /// Runs `poll.awk` on `host` through `transport` (any transport: tests run
