@@ -196,11 +196,14 @@ async fn poll_channel(
     let script = format!("{prelude}{}", poll_script.render());
     let command = fed_launch_command(script.len());
     let (chunks_tx, mut chunks) = mpsc::channel(CHUNK_QUEUE);
-    // Room for one line: a host that has not taken the last one yet is not
-    // asked twice.
     let (feed, feed_rx) = mpsc::channel::<Vec<u8>>(1);
     let mut ticks = tokio::time::interval(every.max(EVERY_MIN));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // One poll at a time: a line sent while the host still works on the
+    // last poll would start the next one right after it, and rates over a
+    // few clock ticks are noise. A tick that finds a poll outstanding is
+    // kept and sent when its snapshot arrives.
+    let mut pacer = Pacer::default();
     if let Err(error) = transport
         .launch_fed(&command, script.into_bytes(), feed_rx, chunks_tx)
         .await
@@ -242,6 +245,9 @@ async fn poll_channel(
                         }
                         previous = Some((snapshot, at));
                         snapshots += 1;
+                        if pacer.answered() {
+                            let _ = feed.try_send(b"\n".to_vec());
+                        }
                         deadline = Instant::now() + stale_after;
                         stale_told = false;
                     }
@@ -267,7 +273,9 @@ async fn poll_channel(
                 }
             },
             _ = ticks.tick() => {
-                let _ = feed.try_send(b"\n".to_vec());
+                if pacer.tick() {
+                    let _ = feed.try_send(b"\n".to_vec());
+                }
             }
             () = tokio::time::sleep_until(deadline), if !stale_told => {
                 stale_told = true;
@@ -283,6 +291,32 @@ async fn poll_channel(
                 return Ended::Stopped;
             }
         }
+    }
+}
+
+/// When a fed poller gets its next line: on each tick, unless a poll is
+/// still outstanding, in which case as soon as its snapshot arrives.
+#[derive(Debug, Default)]
+struct Pacer {
+    outstanding: bool,
+    due: bool,
+}
+
+impl Pacer {
+    /// An interval has passed; true if a poll should be asked for now.
+    fn tick(&mut self) -> bool {
+        if self.outstanding {
+            self.due = true;
+            return false;
+        }
+        self.outstanding = true;
+        true
+    }
+
+    /// A snapshot arrived; true if a poll should be asked for now.
+    fn answered(&mut self) -> bool {
+        self.outstanding = std::mem::take(&mut self.due);
+        self.outstanding
     }
 }
 
@@ -389,6 +423,22 @@ mod tests {
             .expect("the test is there");
         assert!(me.rss_bytes > 0);
         assert!(snapshot.load.is_some());
+    }
+
+    #[test]
+    fn a_fed_poller_is_asked_once_per_interval_and_never_twice_at_once() {
+        let mut pacer = Pacer::default();
+        assert!(pacer.tick(), "the first tick asks");
+        assert!(!pacer.answered(), "nothing was due");
+        assert!(pacer.tick());
+        // A slow host: the next tick comes before the snapshot.
+        assert!(!pacer.tick());
+        assert!(!pacer.tick(), "ticks missed meanwhile ask once");
+        assert!(pacer.answered(), "the missed tick asks on the answer");
+        assert!(!pacer.tick(), "that poll is outstanding");
+        assert!(pacer.answered());
+        assert!(!pacer.answered(), "an answer alone does not ask");
+        assert!(pacer.tick());
     }
 
     /// Runs a fed poller as zap launches it, with `lines` on its stdin.
