@@ -10,6 +10,7 @@
 //!   rotation; `time`: their timestamps.
 
 mod files;
+mod packed;
 mod record;
 mod ring;
 mod time;
@@ -21,7 +22,7 @@ use crate::model::{StepIndex, Stream};
 use crate::transport::decode::LineCut;
 
 pub use files::{log_path, logs_dir, read_log};
-pub use ring::{DEFAULT_RING_LINES, Ring};
+pub use ring::{DEFAULT_RING_LINES, Lines, Ring};
 pub use writer::{LogError, LogWriter, Rotation};
 
 /// Where a line came from: one of the job's streams, or zap itself (a

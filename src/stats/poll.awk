@@ -1,34 +1,47 @@
 # The host-side stats poller: prints a snapshot of the process table and
-# the load, CPU and memory every `every` seconds, framed by
+# the load, CPU and memory at each poll, framed by
 #   @@zapstats:NONCE:begin SEQ PID   ...   @@zapstats:NONCE:end SEQ
 # (the format is read by src/stats/parse.rs). POSIX awk, run with LC_ALL=C.
 # It stays alive between polls, remembering what it read last time, and
-# starts one process per poll (an sh that becomes the sleep), never one
-# per pid. Measured by bench/stats-cost.
+# starts one process per poll (an sh), never one per pid. Measured by
+# bench/stats-cost.
 #
-# Variables (-v): nonce, every (seconds), polls (0 = forever), mode (proc |
-# ps), tck and page (getconf CLK_TCK / PAGESIZE), pid (its own, to be
-# stopped by), refresh (each process is read afresh at least every
-# `refresh` polls), root (the proc folder; tests point it at fixtures).
+# Variables (-v): nonce, fed (1: poll once per line read from stdin, which
+# zap writes every interval, and end at EOF; 0: poll every `every` seconds),
+# every, polls (0 = forever), mode (proc | ps), tck and page (getconf
+# CLK_TCK / PAGESIZE), pid (its own, to be stopped by), refresh (each
+# process is read afresh at least every `refresh` polls), root (the proc
+# folder; tests point it at fixtures).
 # This text holds no single quote: zap passes it to sh inside single quotes.
 
 BEGIN {
     if (root == "") root = "/proc"
     if (refresh < 1) refresh = 5
-    # Each poll starts one sh, which lists the processes (or runs ps) and
-    # then becomes the sleep of the interval with its output closed: awk
-    # reads the list at once, and close() waits out the rest of the
-    # interval. (mawk would not hand over a line from a pipe that stays
-    # open, so a long-lived lister cannot feed it.)
-    wait = "; exec sleep " every " >&-"
+    # Each poll starts one sh, which lists the processes (or runs ps). Fed,
+    # the sh first waits for its line with the read builtin (which takes
+    # one byte at a time, so no line of a later poll is lost), and says
+    # nothing at EOF. Otherwise it lists, then becomes the sleep of the
+    # interval with its output closed: awk reads the list at once, and
+    # close() waits out the rest of the interval. (mawk would not hand over
+    # a line from a pipe that stays open, so a long-lived lister cannot feed
+    # it, nor can awk read the lines zap writes.)
+    if (fed) { lead = "read -r line || exit; "; wait = "" }
+    else { lead = ""; wait = "; exec sleep " every " >&-" }
     for (seq = 1; polls == 0 || seq <= polls; seq++) {
-        print "@@zapstats:" nonce ":begin " seq " " pid
-        if (mode == "ps") cmd = ps_table(wait)
-        else cmd = proc_table(wait)
+        if (mode == "ps") cmd = ps_table()
+        else cmd = proc_table()
+        # Fed and stdin ended: zap is done with this poller.
+        if (cmd == "") exit
         print "@@zapstats:" nonce ":end " seq
         fflush()
         close(cmd)
     }
+}
+
+# Opens a snapshot. Called once the command of the poll has answered, so that a
+# fed poller told to end prints no half snapshot.
+function begin_snapshot() {
+    print "@@zapstats:" nonce ":begin " seq " " pid
 }
 
 # One line of `file`, or "" when it cannot be read (the process is gone).
@@ -80,10 +93,11 @@ function host_figures(   file, line, f, cpus, total, avail, free, buffers, cache
 # printed again without parsing or reading statm. Every `refresh` polls
 # (staggered by pid) each one is read afresh, to catch pages reclaimed
 # from a sleeping process.
-function proc_table(wait,   cmd, list, n, dirs, i, dir, file, s, line, open, c, tail, comm, k, a, f, p, fresh, res, out) {
-    cmd = "echo " root "/[0-9]*" wait
+function proc_table(   cmd, list, n, dirs, i, dir, file, s, line, open, c, tail, comm, k, a, f, p, fresh, res, out) {
+    cmd = lead "echo " root "/[0-9]*" wait
     list = ""
-    cmd | getline list
+    if ((cmd | getline list) <= 0) { close(cmd); return "" }
+    begin_snapshot()
     print "h proc", tck, page
     host_figures()
     n = split(list, dirs, " ")
@@ -140,12 +154,14 @@ function proc_table(wait,   cmd, list, n, dirs, i, dir, file, s, line, open, c, 
 
 # Where /proc is missing: ps, whose CPU time has a resolution of 1 s
 # (procps) or 10 ms (BSD), and whose start is known to a second.
-function ps_table(wait,   cmd, line) {
-    cmd = "echo d $(date +%s); echo w $(uptime); ps -A -o pid= -o ppid= -o pgid= -o stat= -o time= -o etime= -o rss= -o comm=" wait
+function ps_table(   cmd, line) {
+    cmd = lead "echo d $(date +%s); echo w $(uptime); ps -A -o pid= -o ppid= -o pgid= -o stat= -o time= -o etime= -o rss= -o comm=" wait
+    if ((cmd | getline line) <= 0) { close(cmd); return "" }
+    begin_snapshot()
     print "h ps"
-    while ((cmd | getline line) > 0) {
+    do {
         if (line ~ /^[dw] /) print line
         else print "q", line
-    }
+    } while ((cmd | getline line) > 0)
     return cmd
 }

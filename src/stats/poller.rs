@@ -37,6 +37,9 @@ const EVERY_MIN: Duration = Duration::from_millis(200);
 #[derive(Debug, Clone)]
 pub struct PollScript {
     pub nonce: String,
+    /// Poll once per line read from stdin (and end at EOF) rather than
+    /// every `every`: zap paces it, and no `sleep` is started per poll.
+    pub fed: bool,
     pub every: Duration,
     /// Snapshots to print before exiting; 0 = until stopped.
     pub polls: u32,
@@ -51,6 +54,7 @@ impl PollScript {
     pub fn new(nonce: String, every: Duration) -> PollScript {
         PollScript {
             nonce,
+            fed: false,
             every,
             polls: 0,
             force_ps: false,
@@ -76,28 +80,52 @@ impl PollScript {
             "LC_ALL=C\nexport LC_ALL\n{mode}\n\
              tck=$(getconf CLK_TCK 2>/dev/null) || tck=\n\
              page=$(getconf PAGESIZE 2>/dev/null) || page=\n\
-             exec awk -v nonce={nonce} -v every={every} -v polls={polls} -v mode=\"$mode\" \
+             exec awk -v nonce={nonce} -v fed={fed} -v every={every} -v polls={polls} -v mode=\"$mode\" \
              -v tck=\"${{tck:-100}}\" -v page=\"${{page:-4096}}\" -v pid=$$ -v refresh=5 \
              -v root={root} '{POLL_AWK}'\n",
             nonce = self.nonce,
+            fed = u8::from(self.fed),
             polls = self.polls,
         )
     }
 }
 
+/// How a fed poller's shell takes its script: exactly `len` bytes of
+/// stdin, read a byte at a time so that the lines zap writes after it stay
+/// there for the poller (`cat` would wait for EOF, and a buffered read
+/// could swallow them). Like the job launch command, it holds nothing a
+/// login shell other than sh would read differently.
+fn fed_launch_command(len: usize) -> String {
+    format!(r#"exec /bin/sh -c 'eval "$(dd bs=1 count={len} 2>/dev/null)"'"#)
+}
+
 /// Polls `host` every `every`: through `sysinfo` for a local transport,
 /// through `poll.awk` on an SSH one. Ends (after stopping the host side)
 /// when `tx`'s receiver is dropped.
+///
+/// The first poll waits one interval. A CPU figure takes two polls, so a
+/// job that ends sooner would get none anyway, and a short `zap run` then
+/// never pays for starting the poller on every host (a channel, a shell,
+/// awk reading the whole process table) while its own jobs start.
 pub fn spawn_poller(
     host: HostName,
     transport: Transport,
     every: Duration,
     tx: mpsc::Sender<HostStats>,
 ) -> JoinHandle<()> {
-    match transport {
-        Transport::Local(_) => spawn_local_poller(host, every, tx),
-        Transport::Ssh(_) => spawn_host_poller(host, transport, every, tx),
-    }
+    tokio::spawn(async move {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = tx.closed() => return,
+        }
+        let poller = match transport {
+            Transport::Local(_) => spawn_local_poller(host, every, tx),
+            Transport::Ssh(_) => spawn_host_poller(host, transport, every, tx),
+        };
+        // Ends when the poller does, so that whoever awaits this handle
+        // waits for the host side to be stopped, as before.
+        let _ = poller.await;
+    })
 }
 
 /// Runs `poll.awk` on `host` through `transport` (any transport: tests run
@@ -163,12 +191,23 @@ async fn poll_channel(
     prelude: &str,
 ) -> Ended {
     let nonce = Nonce::random().to_string();
-    let script = format!(
-        "{prelude}{}",
-        PollScript::new(nonce.clone(), every).render()
-    );
+    let mut poll_script = PollScript::new(nonce.clone(), every);
+    poll_script.fed = true;
+    let script = format!("{prelude}{}", poll_script.render());
+    let command = fed_launch_command(script.len());
     let (chunks_tx, mut chunks) = mpsc::channel(CHUNK_QUEUE);
-    if let Err(error) = transport.start(script, chunks_tx).await {
+    let (feed, feed_rx) = mpsc::channel::<Vec<u8>>(1);
+    let mut ticks = tokio::time::interval(every.max(EVERY_MIN));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // One poll at a time: a line sent while the host still works on the
+    // last poll would start the next one right after it, and rates over a
+    // few clock ticks are noise. A tick that finds a poll outstanding is
+    // kept and sent when its snapshot arrives.
+    let mut pacer = Pacer::default();
+    if let Err(error) = transport
+        .launch_fed(&command, script.into_bytes(), feed_rx, chunks_tx)
+        .await
+    {
         return Ended::Failed {
             reason: format!("cannot start the stats poller: {error}"),
             snapshots: 0,
@@ -206,6 +245,9 @@ async fn poll_channel(
                         }
                         previous = Some((snapshot, at));
                         snapshots += 1;
+                        if pacer.answered() {
+                            let _ = feed.try_send(b"\n".to_vec());
+                        }
                         deadline = Instant::now() + stale_after;
                         stale_told = false;
                     }
@@ -230,6 +272,11 @@ async fn poll_channel(
                     };
                 }
             },
+            _ = ticks.tick() => {
+                if pacer.tick() {
+                    let _ = feed.try_send(b"\n".to_vec());
+                }
+            }
             () = tokio::time::sleep_until(deadline), if !stale_told => {
                 stale_told = true;
                 let reason = format!("no stats snapshot for {}s", stale_after.as_secs());
@@ -244,6 +291,32 @@ async fn poll_channel(
                 return Ended::Stopped;
             }
         }
+    }
+}
+
+/// When a fed poller gets its next line: on each tick, unless a poll is
+/// still outstanding, in which case as soon as its snapshot arrives.
+#[derive(Debug, Default)]
+struct Pacer {
+    outstanding: bool,
+    due: bool,
+}
+
+impl Pacer {
+    /// An interval has passed; true if a poll should be asked for now.
+    fn tick(&mut self) -> bool {
+        if self.outstanding {
+            self.due = true;
+            return false;
+        }
+        self.outstanding = true;
+        true
+    }
+
+    /// A snapshot arrived; true if a poll should be asked for now.
+    fn answered(&mut self) -> bool {
+        self.outstanding = std::mem::take(&mut self.due);
+        self.outstanding
     }
 }
 
@@ -350,6 +423,63 @@ mod tests {
             .expect("the test is there");
         assert!(me.rss_bytes > 0);
         assert!(snapshot.load.is_some());
+    }
+
+    #[test]
+    fn a_fed_poller_is_asked_once_per_interval_and_never_twice_at_once() {
+        let mut pacer = Pacer::default();
+        assert!(pacer.tick(), "the first tick asks");
+        assert!(!pacer.answered(), "nothing was due");
+        assert!(pacer.tick());
+        // A slow host: the next tick comes before the snapshot.
+        assert!(!pacer.tick());
+        assert!(!pacer.tick(), "ticks missed meanwhile ask once");
+        assert!(pacer.answered(), "the missed tick asks on the answer");
+        assert!(!pacer.tick(), "that poll is outstanding");
+        assert!(pacer.answered());
+        assert!(!pacer.answered(), "an answer alone does not ask");
+        assert!(pacer.tick());
+    }
+
+    /// Runs a fed poller as zap launches it, with `lines` on its stdin.
+    fn run_fed(script: &PollScript, lines: usize) -> (String, String, bool) {
+        use std::io::Write;
+        let text = script.render();
+        let mut child = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(fed_launch_command(text.len()))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run /bin/sh");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(text.as_bytes()).expect("the script");
+        stdin.write_all(&b"\n".repeat(lines)).expect("the lines");
+        drop(stdin);
+        let output = child.wait_with_output().expect("waited");
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+            output.status.success(),
+        )
+    }
+
+    #[test]
+    fn a_fed_poller_polls_once_per_line_and_ends_at_eof() {
+        for force_ps in [false, true] {
+            let mut script = PollScript::new("ef".repeat(16), Duration::from_secs(60));
+            script.fed = true;
+            script.force_ps = force_ps;
+            // Polls are not paced by `every` (a minute here) but by the
+            // lines, and EOF ends the poller without a half snapshot.
+            let (stdout, stderr, ok) = run_fed(&script, 3);
+            assert!(ok, "{stderr}");
+            let taken = snapshots(&script.nonce, &stdout);
+            assert_eq!(taken.len(), 3, "ps: {force_ps}: {stdout}");
+            assert_eq!(stdout.matches(":begin ").count(), 3);
+            assert!(taken.iter().all(|s| !s.processes.is_empty()));
+        }
     }
 
     #[tokio::test]

@@ -244,9 +244,8 @@ pub async fn supervise(
     for poller in pollers {
         let _ = tokio::time::timeout(POLLER_STOP_GRACE, poller).await;
     }
-    for transport in transports.values() {
-        transport.close().await;
-    }
+    // All at once: each waits for its server to see the disconnect.
+    futures::future::join_all(transports.values().map(Transport::close)).await;
     state
 }
 

@@ -72,7 +72,7 @@ impl LogBook {
             let Some(ring) = inner.rings.get_mut(id) else {
                 return;
             };
-            let line = ring.push(line).clone();
+            let line = ring.push(line);
             if !inner.followers.is_empty() {
                 let entry = entry(id, &line);
                 inner.followers.retain(|follower| {
@@ -109,7 +109,7 @@ impl LogBook {
                 backlog.extend(
                     ring.iter()
                         .filter(|line| step.is_none() || line.step == step)
-                        .map(|line| (millis(line), Reply::Line(entry(id, line)))),
+                        .map(|line| (millis(&line), Reply::Line(entry(id, &line)))),
                 );
             }
         }

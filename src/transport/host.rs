@@ -49,6 +49,24 @@ impl Transport {
         }
     }
 
+    /// Runs `command` (no pseudo-terminal) with `stdin` written first and
+    /// then, while the process runs, whatever `feed` brings; EOF follows once
+    /// all of `feed`'s senders are dropped. Output goes to `tx` as for
+    /// [`Transport::start`]. For a long-lived helper that zap paces, such as
+    /// the stats poller.
+    pub async fn launch_fed(
+        &self,
+        command: &str,
+        stdin: Vec<u8>,
+        feed: mpsc::Receiver<Vec<u8>>,
+        tx: mpsc::Sender<Chunk>,
+    ) -> Result<(), TransportError> {
+        match self {
+            Transport::Local(local) => local.start_fed(command, stdin, feed, tx).await,
+            Transport::Ssh(pool) => pool.start_fed(command, stdin, feed, tx).await,
+        }
+    }
+
     /// Sends `signal` to every process of the job whose shell leads `pgid`.
     /// Over SSH this is a separate `kill` exec: sshd refuses channel signals
     /// for root logins, and closing a channel kills nothing.

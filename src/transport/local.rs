@@ -28,6 +28,29 @@ impl LocalHost {
         stdin: Vec<u8>,
         tx: mpsc::Sender<Chunk>,
     ) -> Result<(), TransportError> {
+        self.start_fed_or_not(command, stdin, None, tx).await
+    }
+
+    /// [`LocalHost::start`] whose stdin stays open after `stdin`: what
+    /// `feed` brings is written as it comes, and EOF follows once all its
+    /// senders are dropped.
+    pub async fn start_fed(
+        &self,
+        command: &str,
+        stdin: Vec<u8>,
+        feed: mpsc::Receiver<Vec<u8>>,
+        tx: mpsc::Sender<Chunk>,
+    ) -> Result<(), TransportError> {
+        self.start_fed_or_not(command, stdin, Some(feed), tx).await
+    }
+
+    async fn start_fed_or_not(
+        &self,
+        command: &str,
+        stdin: Vec<u8>,
+        feed: Option<mpsc::Receiver<Vec<u8>>>,
+        tx: mpsc::Sender<Chunk>,
+    ) -> Result<(), TransportError> {
         let mut child = Command::new("/bin/sh")
             .arg("-c")
             .arg(command)
@@ -46,7 +69,12 @@ impl LocalHost {
         tokio::spawn(async move {
             // A shell that exits before reading its script is reported by its
             // exit status; the broken pipe says nothing more.
-            let _ = input.write_all(&stdin).await;
+            let mut open = input.write_all(&stdin).await.is_ok();
+            if let Some(mut feed) = feed {
+                while open && let Some(data) = feed.recv().await {
+                    open = input.write_all(&data).await.is_ok();
+                }
+            }
             drop(input);
         });
         tokio::spawn(async move {

@@ -420,7 +420,7 @@ impl App {
         let next = view.next();
         let lines: Vec<LogLine> = self
             .logbook
-            .with_ring(&id, |ring| ring.since(next).cloned().collect())
+            .with_ring(&id, |ring| ring.since(next).collect())
             .unwrap_or_default();
         view.feed(&lines);
     }

@@ -30,7 +30,7 @@ impl OutputWindow {
         let top = view.top_line(bounds, rows);
         OutputWindow {
             bounds,
-            lines: ring.since(top).take(usize::from(rows)).cloned().collect(),
+            lines: ring.since(top).take(usize::from(rows)).collect(),
         }
     }
 }
@@ -46,7 +46,7 @@ pub fn bounds(ring: &Ring) -> OutputBounds {
 /// (ASCII letters in any case, as [`highlight`] marks them), colours left out.
 pub fn find(ring: &Ring, query: &str, from: u64, forward: bool) -> Option<u64> {
     let query = query.to_ascii_lowercase();
-    let hit = |line: &&LogLine| plain(&line.text).to_ascii_lowercase().contains(&query);
+    let hit = |line: &LogLine| plain(&line.text).to_ascii_lowercase().contains(&query);
     if forward {
         ring.since(from).find(hit).map(|line| line.seq)
     } else {

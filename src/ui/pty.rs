@@ -4,6 +4,8 @@
 //! pull`, `apt`) lands where it meant it to, as in the job's own terminal.
 //! Scrolling back or searching uses the line view.
 
+use std::borrow::Borrow;
+
 use crate::logs::{LogLine, Origin};
 use crate::model::InstanceId;
 
@@ -43,8 +45,9 @@ impl PtyView {
 
     /// Feeds `lines` (from [`PtyView::next`] on, as [`Ring::since`] gives
     /// them), skipping any fed already.
-    pub fn feed<'a>(&mut self, lines: impl IntoIterator<Item = &'a LogLine>) {
+    pub fn feed<L: Borrow<LogLine>>(&mut self, lines: impl IntoIterator<Item = L>) {
         for line in lines {
+            let line = line.borrow();
             if line.seq < self.next {
                 continue;
             }

@@ -134,13 +134,15 @@ pub fn signal_label(signal: &Sig) -> String {
     name.to_string()
 }
 
-/// Writes `stdin` then EOF, and forwards the channel's output to `tx` until
+/// Writes `stdin`, then what `feed` brings until its senders are gone (none
+/// when `None`), then EOF; and forwards the channel's output to `tx` until
 /// the channel closes (output may follow the exit status), then the exit.
 /// `lease` holds the channel's MaxSessions place until then.
 pub async fn pump(
     mut read: ChannelReadHalf,
     write: ChannelWriteHalf<Msg>,
     stdin: Vec<u8>,
+    feed: Option<mpsc::Receiver<Vec<u8>>>,
     mut reading: Reading,
     tx: mpsc::Sender<Chunk>,
     lease: Lease,
@@ -148,8 +150,11 @@ pub async fn pump(
     let feed = async move {
         // A shell that exits before reading all of its stdin is reported
         // by its exit; the failed write says nothing more.
-        if !stdin.is_empty() {
-            let _ = write.data(stdin.as_slice()).await;
+        let mut open = stdin.is_empty() || write.data(stdin.as_slice()).await.is_ok();
+        if let Some(mut feed) = feed {
+            while open && let Some(data) = feed.recv().await {
+                open = write.data(data.as_slice()).await.is_ok();
+            }
         }
         let _ = write.eof().await;
     };

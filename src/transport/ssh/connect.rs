@@ -17,6 +17,17 @@ use super::resolve::Target;
 use super::verify::{LostReason, SessionError, Verifier, known_keys, preferred_key_algorithms};
 use crate::config::SshHost;
 
+/// russh's ciphers with AES-GCM first: with AES instructions it moves bulk
+/// output for less CPU than ChaCha20-Poly1305 (russh's first choice), on
+/// both ends. Hosts without AES-GCM still get ChaCha20 or AES-CTR.
+const CIPHERS: &[russh::cipher::Name] = &[
+    russh::cipher::AES_256_GCM,
+    russh::cipher::CHACHA20_POLY1305,
+    russh::cipher::AES_256_CTR,
+    russh::cipher::AES_192_CTR,
+    russh::cipher::AES_128_CTR,
+];
+
 /// A live, authenticated connection.
 pub struct Connection {
     handle: Handle<Verifier>,
@@ -181,6 +192,7 @@ async fn client_config(target: &Target, spec: &SshHost) -> client::Config {
         nodelay: true,
         preferred: russh::Preferred {
             key: Cow::Owned(preferred_key_algorithms(&known)),
+            cipher: Cow::Borrowed(CIPHERS),
             ..russh::Preferred::DEFAULT
         },
         ..Default::default()

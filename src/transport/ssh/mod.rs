@@ -153,6 +153,30 @@ impl SshHostPool {
         pty: bool,
         tx: mpsc::Sender<Chunk>,
     ) -> Result<(), TransportError> {
+        self.launch(command, stdin, None, pty, tx).await
+    }
+
+    /// [`SshHostPool::start`] whose stdin stays open after `stdin`: what
+    /// `feed` brings is written as it comes, and EOF follows once all its
+    /// senders are dropped.
+    pub async fn start_fed(
+        &self,
+        command: &str,
+        stdin: Vec<u8>,
+        feed: mpsc::Receiver<Vec<u8>>,
+        tx: mpsc::Sender<Chunk>,
+    ) -> Result<(), TransportError> {
+        self.launch(command, stdin, Some(feed), false, tx).await
+    }
+
+    async fn launch(
+        &self,
+        command: &str,
+        stdin: Vec<u8>,
+        feed: Option<mpsc::Receiver<Vec<u8>>>,
+        pty: bool,
+        tx: mpsc::Sender<Chunk>,
+    ) -> Result<(), TransportError> {
         let (channel, lease) = self.open_session().await?;
         let address = self.address();
         let (mut read, write) = channel.split();
@@ -198,7 +222,7 @@ impl SshHostPool {
                 None => return Err(self.lost_or_channel(&lease, "the channel closed".into())),
             }
         }
-        tokio::spawn(pump(read, write, stdin, reading, tx, lease));
+        tokio::spawn(pump(read, write, stdin, feed, reading, tx, lease));
         Ok(())
     }
 

@@ -1,11 +1,14 @@
 //! Where an SSH host really is: `address` through `~/.ssh/config` (HostName,
 //! User, Port, IdentityFile, ProxyJump), with the keys of `hosts.toml` winning.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::process::Command;
+use tokio::sync::OnceCell;
 
 use super::super::TransportError;
 use crate::config::SshHost;
@@ -77,11 +80,34 @@ pub struct SshConfigView {
 /// names a jump host, which overrides any ProxyJump.
 pub async fn resolve(spec: &SshHost, has_jump: bool) -> Result<Target, TransportError> {
     let home = home_dir();
-    let view = match ssh_dash_g(&spec.address, home.as_deref()).await {
-        Some(view) => view,
-        None => ssh2_config_view(&spec.address, home.as_deref()).unwrap_or_default(),
-    };
+    let view = config_view(&spec.address, home.as_deref()).await;
     merge(spec, has_jump, view, home.as_deref())
+}
+
+/// What the ssh config says about `address`, asked once per address in the
+/// life of the process: hosts.toml often names the same address several
+/// times (ports, users, a jump host's tunnels), and each `ssh -G` is a
+/// process that reads the config files.
+async fn config_view(address: &str, home: Option<&Path>) -> SshConfigView {
+    type Views = BTreeMap<(String, Option<PathBuf>), Arc<OnceCell<SshConfigView>>>;
+    static VIEWS: Mutex<Views> = Mutex::new(BTreeMap::new());
+    let cell = {
+        // A poisoned lock only means a panic elsewhere while it was held;
+        // the map itself stays consistent.
+        let mut views = VIEWS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = (address.to_string(), home.map(Path::to_path_buf));
+        Arc::clone(views.entry(key).or_default())
+    };
+    cell.get_or_init(|| async {
+        match ssh_dash_g(address, home).await {
+            Some(view) => view,
+            None => ssh2_config_view(address, home).unwrap_or_default(),
+        }
+    })
+    .await
+    .clone()
 }
 
 /// hosts.toml over ssh_config over defaults.
