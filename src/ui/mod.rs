@@ -10,12 +10,14 @@
 //!   are read from;
 //! - `view`: the view model (screen, selection, folds, scroll, search) and
 //!   its pure key handling, `keys` the rebindable key map, `tree` the rows;
+//! - `ansi`: SGR escapes in job output as styles, the rest dropped;
 //! - `render`: drawing, a pure function of snapshot, view and `output` (the
 //!   job's lines in view) or, for a `pty = true` job followed live, `pty`
 //!   (its lines through a terminal emulator);
 //! - `app`: the UI task (input, frame pacing, actions), and `terminal`: raw
 //!   mode and its restoration, and the painter thread.
 
+pub mod ansi;
 mod app;
 pub mod figures;
 pub mod keys;
