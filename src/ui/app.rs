@@ -290,6 +290,8 @@ impl App {
                 let Some(key) = key_of(&key) else {
                     return false;
                 };
+                #[cfg(debug_assertions)]
+                panic_on_demand::arm_if(&key);
                 let context = Context {
                     snapshot: &self.snapshot,
                     output: bounds,
@@ -346,6 +348,8 @@ impl App {
 
     /// Draws a frame into a buffer and hands it to the painter.
     fn draw(&mut self) {
+        #[cfg(debug_assertions)]
+        panic_on_demand::fire();
         let (width, height) = (self.view.width, self.view.height);
         let area = Rect::new(0, 0, width, height);
         let window = match &self.view.screen {
@@ -423,6 +427,35 @@ impl App {
             .with_ring(&id, |ring| ring.since(next).cloned().collect())
             .unwrap_or_default();
         view.feed(&lines);
+    }
+}
+
+/// A real panic in the drawing path, on demand, so that tests/tui.rs can
+/// check that a panic gives the terminal back and stops the jobs: nothing
+/// else can make the UI panic from outside. Pressing the key named by
+/// `ZAP_TEST_UI_PANIC_KEY` makes the next frame panic. Debug builds only:
+/// a release build has neither the variable nor the check.
+#[cfg(debug_assertions)]
+mod panic_on_demand {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use crate::ui::keys::{Key, KeyName};
+
+    static ARMED: AtomicBool = AtomicBool::new(false);
+
+    pub fn arm_if(key: &Key) {
+        let Some(wanted) = std::env::var("ZAP_TEST_UI_PANIC_KEY").ok() else {
+            return;
+        };
+        if matches!(key.name, KeyName::Char(c) if wanted.chars().eq([c])) && !key.ctrl {
+            ARMED.store(true, Ordering::SeqCst);
+        }
+    }
+
+    pub fn fire() {
+        if ARMED.load(Ordering::SeqCst) {
+            panic!("ZAP_TEST_UI_PANIC_KEY was pressed: a panic on demand");
+        }
     }
 }
 
