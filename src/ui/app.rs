@@ -199,12 +199,22 @@ pub async fn run(
         }
         let work_waiting = need_draw || (state_changed && pending.is_none());
         tokio::select! {
+            // Keys first: however much the jobs print, a key is handled
+            // (and drawn) before anything else waiting.
+            biased;
             _ = &mut stop => break,
             event = events.next(), if input_open => match event {
                 Some(Ok(event)) => {
                     let screen = app.view.screen.clone();
                     // Mouse moves and clicks change nothing on screen.
-                    need_draw |= app.on_terminal_event(event).await;
+                    if app.on_terminal_event(event).await {
+                        // Drawn at once, not at the next frame's slot: what
+                        // a key does shows within a frame's work, and keys
+                        // come a few dozen a second at most.
+                        app.draw();
+                        need_draw = false;
+                        next_slot = tokio::time::Instant::now() + FRAME;
+                    }
                     // The host view shows processes: a snapshot with them.
                     state_changed |= app.view.screen != screen;
                 }
