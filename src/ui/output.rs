@@ -421,6 +421,35 @@ mod tests {
         assert_eq!(pens, Pens::default());
     }
 
+    /// However the SSH channel cuts the bytes, the job view draws the line
+    /// as if it had come in one piece: the decoder hands over whole lines.
+    #[test]
+    fn an_escape_split_across_chunks_is_drawn_as_if_whole() {
+        use crate::transport::Chunk;
+        use crate::transport::decode::{Decoder, JobEvent};
+        use crate::transport::script::Nonce;
+
+        let raw = "\x1b[1;38;5;208morange\x1b[0m plain \x1b]0;title\x07end";
+        let whole = content(raw);
+        let bytes = format!("{raw}\n").into_bytes();
+        for cut in 1..bytes.len() {
+            let mut decoder = Decoder::new(Nonce::random());
+            let mut events = Vec::new();
+            decoder.feed(Chunk::Stdout(bytes[..cut].to_vec()), &mut events);
+            decoder.feed(Chunk::Stdout(bytes[cut..].to_vec()), &mut events);
+            let lines: Vec<&str> = events
+                .iter()
+                .filter_map(|event| match event {
+                    JobEvent::Line { text, .. } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(lines.len(), 1, "cut at {cut}: {lines:?}");
+            assert_eq!(content(lines[0]), whole, "cut at {cut}");
+        }
+        assert_eq!(text(&whole), "orange plain end");
+    }
+
     #[test]
     fn a_window_starts_with_the_colours_left_above_it() {
         let mut ring = Ring::new(100);
