@@ -238,6 +238,17 @@ fn the_tui_shows_jobs_failures_and_colours_restarts_and_quits_cleanly() {
     let screen = tmux.wait_for(&["ok@local"]);
     assert!(!screen.contains("and quit?"), "{screen}");
     assert_eq!(processes_with(&marker).len(), 1, "the job runs on");
+    // Nor could it: the job has no terminal and a process group of its own.
+    let job = processes_with(&marker)[0]
+        .split(':')
+        .next()
+        .expect("a pid")
+        .to_string();
+    let zap = wait_for_file(&pane.pid_file);
+    let (job, zap) = (stat_of(&job), stat_of(zap.trim()));
+    assert_ne!(job.pgrp, zap.pgrp, "{job:?} {zap:?}");
+    assert_ne!(job.session, zap.session, "{job:?} {zap:?}");
+    assert_eq!(job.tty, 0, "the job has no controlling terminal: {job:?}");
 
     // A narrower terminal: the fleet view is drawn again to its width.
     tmux.run(&["resize-window", "-t", "tui", "-x", "60", "-y", "20"]);
@@ -304,6 +315,31 @@ fn the_tui_shows_jobs_failures_and_colours_restarts_and_quits_cleanly() {
     let screen = tmux.wait_for(&["zap: quit from the terminal UI"]);
     assert!(!screen.contains("NAME"), "the UI is gone:\n{screen}");
     pane.assert_terminal_given_back();
+}
+
+/// What /proc/PID/stat says of a process's group, session and terminal.
+#[derive(Debug)]
+struct Stat {
+    pgrp: u64,
+    session: u64,
+    tty: u64,
+}
+
+fn stat_of(pid: &str) -> Stat {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the process");
+    // After the name: state, ppid, pgrp, session, tty_nr.
+    let (_, rest) = stat.rsplit_once(") ").expect("stat");
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .skip(1)
+        .take(4)
+        .map(|field| field.parse().expect("a number"))
+        .collect();
+    Stat {
+        pgrp: fields[1],
+        session: fields[2],
+        tty: fields[3],
+    }
 }
 
 /// One job that runs until stopped, named by `marker`.
