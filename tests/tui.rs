@@ -371,7 +371,7 @@ fn sigterm_stops_the_jobs_and_gives_the_terminal_back() {
     let marker = marker(1);
     one_running_job(&fixture, &marker);
     let pane = ZapInPane::start("term", fixture.path(), "");
-    pane.tmux.wait_for(&["long@local", "jobs: 1 running"]);
+    pane.tmux.wait_for(&["long@local", "1 job: 1 running"]);
     assert_eq!(processes_with(&marker).len(), 1);
 
     let pid = wait_for_file(&pane.pid_file);
@@ -406,7 +406,7 @@ fn a_panic_in_the_ui_gives_the_terminal_back_and_stops_the_jobs() {
         fixture.path(),
         "RUST_BACKTRACE=0 ZAP_TEST_UI_PANIC_KEY=P",
     );
-    pane.tmux.wait_for(&["long@local", "jobs: 1 running"]);
+    pane.tmux.wait_for(&["long@local", "1 job: 1 running"]);
     assert_eq!(processes_with(&marker).len(), 1);
 
     pane.tmux.keys(&["P"]);
