@@ -89,10 +89,7 @@ fn fleet() -> (Plan, State) {
 fn frame_time(c: &mut Criterion) {
     let (_plan, state) = fleet();
     let view = ViewModel::new(Keymap::default(), WIDTH, HEIGHT);
-    let output = OutputWindow {
-        bounds: Default::default(),
-        lines: Vec::new(),
-    };
+    let output = OutputWindow::default();
     let area = Rect::new(0, 0, WIDTH, HEIGHT);
     let mut buf = Buffer::empty(area);
     let lines = |_: &InstanceId| (120, 3);

@@ -51,14 +51,28 @@ impl LocalHost {
         feed: Option<mpsc::Receiver<Vec<u8>>>,
         tx: mpsc::Sender<Chunk>,
     ) -> Result<(), TransportError> {
-        let mut child = Command::new("/bin/sh")
+        let mut shell = Command::new("/bin/sh");
+        shell
             .arg("-c")
             .arg(command)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(false)
+            .kill_on_drop(false);
+        // SAFETY: between fork and exec only an async-signal-safe call: a
+        // new session, so the job has its own process group and no
+        // controlling terminal: nothing in it (an `ssh` or `sudo` asking for
+        // a password on /dev/tty) can read keys from, or write over, the
+        // terminal zap's UI holds.
+        unsafe {
+            shell.pre_exec(|| {
+                if libc::setsid() == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = shell
             .spawn()
             .map_err(|error| TransportError::Spawn(format!("/bin/sh: {error}")))?;
         let (Some(mut input), Some(stdout), Some(stderr)) =

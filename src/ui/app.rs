@@ -199,12 +199,22 @@ pub async fn run(
         }
         let work_waiting = need_draw || (state_changed && pending.is_none());
         tokio::select! {
+            // Keys first: however much the jobs print, a key is handled
+            // (and drawn) before anything else waiting.
+            biased;
             _ = &mut stop => break,
             event = events.next(), if input_open => match event {
                 Some(Ok(event)) => {
                     let screen = app.view.screen.clone();
                     // Mouse moves and clicks change nothing on screen.
-                    need_draw |= app.on_terminal_event(event).await;
+                    if app.on_terminal_event(event).await {
+                        // Drawn at once, not at the next frame's slot: what
+                        // a key does shows within a frame's work, and keys
+                        // come a few dozen a second at most.
+                        app.draw();
+                        need_draw = false;
+                        next_slot = tokio::time::Instant::now() + FRAME;
+                    }
                     // The host view shows processes: a snapshot with them.
                     state_changed |= app.view.screen != screen;
                 }
@@ -290,6 +300,8 @@ impl App {
                 let Some(key) = key_of(&key) else {
                     return false;
                 };
+                #[cfg(debug_assertions)]
+                panic_on_demand::arm_if(&key);
                 let context = Context {
                     snapshot: &self.snapshot,
                     output: bounds,
@@ -346,6 +358,8 @@ impl App {
 
     /// Draws a frame into a buffer and hands it to the painter.
     fn draw(&mut self) {
+        #[cfg(debug_assertions)]
+        panic_on_demand::fire();
         let (width, height) = (self.view.width, self.view.height);
         let area = Rect::new(0, 0, width, height);
         let window = match &self.view.screen {
@@ -423,6 +437,35 @@ impl App {
             .with_ring(&id, |ring| ring.since(next).collect())
             .unwrap_or_default();
         view.feed(&lines);
+    }
+}
+
+/// A real panic in the drawing path, on demand, so that tests/tui.rs can
+/// check that a panic gives the terminal back and stops the jobs: nothing
+/// else can make the UI panic from outside. Pressing the key named by
+/// `ZAP_TEST_UI_PANIC_KEY` makes the next frame panic. Debug builds only:
+/// a release build has neither the variable nor the check.
+#[cfg(debug_assertions)]
+mod panic_on_demand {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use crate::ui::keys::{Key, KeyName};
+
+    static ARMED: AtomicBool = AtomicBool::new(false);
+
+    pub fn arm_if(key: &Key) {
+        let Some(wanted) = std::env::var("ZAP_TEST_UI_PANIC_KEY").ok() else {
+            return;
+        };
+        if matches!(key.name, KeyName::Char(c) if wanted.chars().eq([c])) && !key.ctrl {
+            ARMED.store(true, Ordering::SeqCst);
+        }
+    }
+
+    pub fn fire() {
+        if ARMED.load(Ordering::SeqCst) {
+            panic!("ZAP_TEST_UI_PANIC_KEY was pressed: a panic on demand");
+        }
     }
 }
 

@@ -10,12 +10,14 @@
 //!   are read from;
 //! - `view`: the view model (screen, selection, folds, scroll, search) and
 //!   its pure key handling, `keys` the rebindable key map, `tree` the rows;
+//! - `ansi`: SGR escapes in job output as styles, the rest dropped;
 //! - `render`: drawing, a pure function of snapshot, view and `output` (the
 //!   job's lines in view) or, for a `pty = true` job followed live, `pty`
 //!   (its lines through a terminal emulator);
 //! - `app`: the UI task (input, frame pacing, actions), and `terminal`: raw
 //!   mode and its restoration, and the painter thread.
 
+pub mod ansi;
 mod app;
 pub mod figures;
 pub mod keys;
@@ -76,18 +78,30 @@ impl Tui {
         };
         let view = view::ViewModel::new(self.keymap, width, height);
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(app::run(
-            self.news.clone(),
-            engine,
-            logbook,
-            view,
-            painter,
-            stopped,
-        ));
+        let (done, ended) = oneshot::channel();
+        let news = self.news.clone();
+        // The UI runs on a thread and runtime of its own: on the shared
+        // runtime, a key waited in line behind the tasks reading the jobs'
+        // output, which under a flood of it is a long line.
+        let started = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .and_then(|runtime| {
+                std::thread::Builder::new()
+                    .name("zap-ui".into())
+                    .spawn(move || {
+                        runtime.block_on(app::run(news, engine, logbook, view, painter, stopped));
+                        let _ = done.send(());
+                    })
+            });
+        if let Err(error) = started {
+            terminal::restore();
+            return Err(error);
+        }
         Ok(Running {
             news: self.news,
             stop,
-            task,
+            ended,
         })
     }
 }
@@ -96,7 +110,8 @@ impl Tui {
 pub struct Running {
     news: Arc<News>,
     stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
+    /// Fires when the UI thread is done, or is dropped should it panic.
+    ended: oneshot::Receiver<()>,
 }
 
 impl Running {
@@ -105,7 +120,7 @@ impl Running {
     /// showed only briefly.
     pub async fn finish(self) {
         let _ = self.stop.send(());
-        let _ = self.task.await;
+        let _ = self.ended.await;
         terminal::restore();
         // The terminal may be gone (SIGHUP): nothing to say then.
         let mut out = std::io::stdout().lock();

@@ -1,20 +1,26 @@
 //! A job's output as the job view shows it: the few lines in view copied
-//! out of the [`Ring`], ANSI colours turned into styles (line by line: the
-//! transport hands over whole lines only, so an escape split across SSH
-//! chunks never reaches here in pieces), control characters made harmless,
+//! out of the [`Ring`], ANSI colours turned into styles (from whole lines:
+//! the transport hands over whole lines only, so an escape split across SSH
+//! chunks never reaches here in pieces; a colour left on carries to the
+//! stream's next lines, see [`Pens`]), control characters made harmless,
 //! search matches highlighted, and lines wrapped or cut to the width.
 
-use ansi_to_tui::IntoText;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use unicode_width::UnicodeWidthChar;
 
+use super::ansi::{self, Pen};
 use super::render::style;
 use super::view::{OutputBounds, OutputView};
 use crate::logs::{LogLine, Origin, Ring};
 
 /// Columns a tab stop is apart.
 const TAB: usize = 8;
+/// How many lines above the window are read for the colours they leave on:
+/// a colour set further up and never reset is forgotten (read on every
+/// frame, under the ring's lock, so it stays small; most lines hold no
+/// escape and cost a scan for ESC).
+const PEN_LOOKBACK: u64 = 500;
 
 /// The lines in view, copied so the ring's lock is held only for that.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -22,15 +28,23 @@ pub struct OutputWindow {
     pub bounds: OutputBounds,
     /// From the first line shown on, at most as many lines as there are rows.
     pub lines: Vec<LogLine>,
+    /// The pens the lines above the first one left.
+    pub pens: Pens,
 }
 
 impl OutputWindow {
     pub fn copy(ring: &Ring, view: &OutputView, rows: u16) -> OutputWindow {
         let bounds = bounds(ring);
         let top = view.top_line(bounds, rows);
+        let above = top.saturating_sub(PEN_LOOKBACK).max(bounds.first);
+        let pens = Pens::after(
+            ring.since(above)
+                .take(usize::try_from(top.saturating_sub(above)).unwrap_or(usize::MAX)),
+        );
         OutputWindow {
             bounds,
             lines: ring.since(top).take(usize::from(rows)).collect(),
+            pens,
         }
     }
 }
@@ -68,31 +82,15 @@ pub fn plain(text: &str) -> String {
         .collect()
 }
 
-/// What a terminal would leave on screen of a line with `\r` in it (a
-/// progress bar): the text after the last one.
-fn last_redraw(text: &str) -> &str {
-    let text = text.strip_suffix('\r').unwrap_or(text);
-    match text.rfind('\r') {
-        Some(at) => &text[at + 1..],
-        None => text,
-    }
-}
-
-/// A line's own text as styled spans: SGR colours and attributes kept,
-/// other escapes dropped, tabs expanded, control characters shown as `�`
-/// (a bell or a backspace must not reach the real terminal).
-pub fn content(text: &str) -> Line<'static> {
-    let text = last_redraw(text);
-    let converted = text
-        .into_text()
-        .ok()
-        .and_then(|text| text.lines.into_iter().next());
-    let spans = match converted {
-        Some(line) => line.spans,
-        None => vec![Span::raw(text.to_string())],
-    };
+/// A line's own text as styled spans, drawn from `pen` on (see
+/// [`ansi::convert`]), with tabs expanded and control characters shown as
+/// `�` (a bell or a backspace must not reach the real terminal); and the
+/// pen after it.
+pub fn content_from(text: &str, pen: Pen) -> (Line<'static>, Pen) {
+    let converted = ansi::convert(text, pen);
     let mut column = 0usize;
-    let spans = spans
+    let spans = converted
+        .spans
         .into_iter()
         .map(|span| {
             let mut out = String::with_capacity(span.content.len());
@@ -103,8 +101,8 @@ pub fn content(text: &str) -> Line<'static> {
                         out.extend(std::iter::repeat_n(' ', fill));
                         column += fill;
                     }
-                    // What the parser left of an escape, a bell, a
-                    // backspace: visible, and harmless.
+                    // A bell, a backspace, a C1 control: visible, and
+                    // harmless.
                     c if c.is_control() => {
                         out.push('\u{fffd}');
                         column += 1;
@@ -118,7 +116,57 @@ pub fn content(text: &str) -> Line<'static> {
             Span::styled(out, span.style)
         })
         .collect::<Vec<_>>();
-    Line::from(spans)
+    (Line::from(spans), converted.pen)
+}
+
+/// A line's text as styled spans, on its own (no colour carried in).
+pub fn content(text: &str) -> Line<'static> {
+    content_from(text, Pen::default()).0
+}
+
+/// The pen of each of a job's streams, carried from line to line as the
+/// job's terminal would: stdout and stderr each keep their own, and both
+/// start afresh when a step starts or the job starts again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pens {
+    stdout: Pen,
+    stderr: Pen,
+}
+
+impl Pens {
+    /// The pens after `lines` (the ones above a window), from a fresh
+    /// start.
+    pub fn after(lines: impl Iterator<Item = impl std::borrow::Borrow<LogLine>>) -> Pens {
+        let mut pens = Pens::default();
+        for line in lines {
+            let line = line.borrow();
+            if let Some(pen) = pens.of(line) {
+                *pen = ansi::pen_after(&line.text, *pen);
+            }
+        }
+        pens
+    }
+
+    /// The pen `line` is drawn from; `None` for zap's own lines, which
+    /// reset both when a step or a new process starts.
+    fn of(&mut self, line: &LogLine) -> Option<&mut Pen> {
+        match line.origin {
+            Origin::Stdout => Some(&mut self.stdout),
+            Origin::Stderr => Some(&mut self.stderr),
+            Origin::Zap => {
+                if starts_afresh(line) {
+                    *self = Pens::default();
+                }
+                None
+            }
+        }
+    }
+}
+
+/// zap's line saying a step or a process starts: what the job prints
+/// after it is drawn with fresh pens.
+fn starts_afresh(line: &LogLine) -> bool {
+    is_step_line(line) || line.text.starts_with("started: ")
 }
 
 /// Splits spans so that every case-insensitive occurrence of `query` gets
@@ -193,7 +241,10 @@ fn is_step_line(line: &LogLine) -> bool {
     line.origin == Origin::Zap && line.step.is_some() && line.text.starts_with("step ")
 }
 
-pub fn shown(line: &LogLine, query: Option<&str>, current: bool) -> Shown {
+/// How `line` looks, drawn with the pens the lines above it left (and
+/// moving them on).
+pub fn shown(line: &LogLine, pens: &mut Pens, query: Option<&str>, current: bool) -> Shown {
+    let pen = pens.of(line);
     if is_step_line(line) {
         let ended_badly = line.text.contains(" failed") || line.text.contains("killed");
         let colour = if ended_badly {
@@ -209,13 +260,18 @@ pub fn shown(line: &LogLine, query: Option<&str>, current: bool) -> Shown {
             Span::styled(" ", colour),
         ]));
     }
-    let (gutter, content) = match line.origin {
-        Origin::Stdout => (Span::raw("  "), content(&line.text)),
-        Origin::Stderr => (Span::styled("! ", style::stderr()), content(&line.text)),
-        Origin::Zap => (
-            Span::styled("~ ", style::zap()),
-            Line::from(Span::styled(plain(&line.text), style::zap())),
-        ),
+    let gutter = match line.origin {
+        Origin::Stderr => Span::styled("! ", style::stderr()),
+        Origin::Zap => Span::styled("~ ", style::zap()),
+        Origin::Stdout => Span::raw("  "),
+    };
+    let content = match pen {
+        Some(pen) => {
+            let (content, after) = content_from(&line.text, *pen);
+            *pen = after;
+            content
+        }
+        None => Line::from(Span::styled(plain(&line.text), style::zap())),
     };
     let content = match query {
         Some(query) => highlight(content, query),
@@ -284,6 +340,8 @@ pub fn cut(line: &Line<'static>, skip: usize, width: usize) -> Line<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{StepIndex, Stream};
+    use crate::transport::decode::LineCut;
     use ratatui::style::Color;
 
     fn text(line: &Line) -> String {
@@ -308,10 +366,103 @@ mod tests {
         assert_eq!(shown, "a\u{fffd}b\u{fffd}c   z\u{fffd}2J");
     }
 
+    fn out(stream: Stream, text: &str) -> LogLine {
+        LogLine::output(stream, Some(StepIndex(1)), text.into(), LineCut::Whole)
+    }
+
+    /// The colour of `piece` in `line` as the job view draws it.
+    fn colour_in(line: &LogLine, pens: &mut Pens, piece: &str) -> Option<Color> {
+        match shown(line, pens, None, false) {
+            Shown::Text { content, .. } => content
+                .spans
+                .iter()
+                .find(|span| span.content.contains(piece))
+                .and_then(|span| span.style.fg),
+            Shown::Separator(_) => panic!("a separator: {line:?}"),
+        }
+    }
+
     #[test]
-    fn a_progress_bar_shows_its_last_redraw() {
-        assert_eq!(text(&content("10%\r50%\r100%")), "100%");
-        assert_eq!(text(&content("done\r")), "done");
+    fn each_stream_keeps_its_colour_until_a_step_starts() {
+        let mut pens = Pens::default();
+        let lines = [
+            (Stream::Stdout, "\x1b[31mred", "red", Some(Color::Red)),
+            (Stream::Stderr, "err plain", "err", None),
+            (
+                Stream::Stdout,
+                "still red\x1b[0m",
+                "still",
+                Some(Color::Red),
+            ),
+            (Stream::Stdout, "plain", "plain", None),
+            (
+                Stream::Stdout,
+                "\x1b[34mblue, left on",
+                "blue",
+                Some(Color::Blue),
+            ),
+        ];
+        for (stream, text, piece, wanted) in lines {
+            let line = out(stream, text);
+            assert_eq!(colour_in(&line, &mut pens, piece), wanted, "{text:?}");
+        }
+        let step = LogLine::zap(Some(StepIndex(2)), "step 2/2: make");
+        assert!(matches!(
+            shown(&step, &mut pens, None, false),
+            Shown::Separator(_)
+        ));
+        assert_eq!(pens, Pens::default());
+        assert_eq!(
+            colour_in(&out(Stream::Stdout, "fresh"), &mut pens, "fresh"),
+            None
+        );
+        pens = Pens::after([out(Stream::Stdout, "\x1b[32mgreen")].iter());
+        let restart = LogLine::zap(None, "started: pid 7, process group 7 (restart 1)");
+        let _ = shown(&restart, &mut pens, None, false);
+        assert_eq!(pens, Pens::default());
+    }
+
+    /// However the SSH channel cuts the bytes, the job view draws the line
+    /// as if it had come in one piece: the decoder hands over whole lines.
+    #[test]
+    fn an_escape_split_across_chunks_is_drawn_as_if_whole() {
+        use crate::transport::Chunk;
+        use crate::transport::decode::{Decoder, JobEvent};
+        use crate::transport::script::Nonce;
+
+        let raw = "\x1b[1;38;5;208morange\x1b[0m plain \x1b]0;title\x07end";
+        let whole = content(raw);
+        let bytes = format!("{raw}\n").into_bytes();
+        for cut in 1..bytes.len() {
+            let mut decoder = Decoder::new(Nonce::random());
+            let mut events = Vec::new();
+            decoder.feed(Chunk::Stdout(bytes[..cut].to_vec()), &mut events);
+            decoder.feed(Chunk::Stdout(bytes[cut..].to_vec()), &mut events);
+            let lines: Vec<&str> = events
+                .iter()
+                .filter_map(|event| match event {
+                    JobEvent::Line { text, .. } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(lines.len(), 1, "cut at {cut}: {lines:?}");
+            assert_eq!(content(lines[0]), whole, "cut at {cut}");
+        }
+        assert_eq!(text(&whole), "orange plain end");
+    }
+
+    #[test]
+    fn a_window_starts_with_the_colours_left_above_it() {
+        let mut ring = Ring::new(100);
+        ring.push(out(Stream::Stdout, "\x1b[33myellow from here"));
+        for n in 0..30 {
+            ring.push(out(Stream::Stdout, &format!("line {n}")));
+        }
+        let window = OutputWindow::copy(&ring, &OutputView::default(), 5);
+        assert_eq!(window.lines.len(), 5);
+        let mut pens = window.pens;
+        let last = window.lines.last().expect("lines");
+        assert_eq!(colour_in(last, &mut pens, "line 29"), Some(Color::Yellow));
     }
 
     #[test]

@@ -5,8 +5,9 @@
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Once};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, TryLockError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
 use crossterm::terminal::{
@@ -20,6 +21,13 @@ use ratatui::buffer::Buffer;
 /// Set while zap holds the terminal, so it is given back exactly once.
 static TAKEN: AtomicBool = AtomicBool::new(false);
 static HOOK: Once = Once::new();
+/// Held by the painter while it writes a frame and by [`restore`] while it
+/// gives the terminal back: a frame finished after the terminal was given
+/// back (a panic elsewhere) would scribble over the shell's screen.
+static WRITING: Mutex<()> = Mutex::new(());
+/// How long [`restore`] waits for a frame being written: should the
+/// painter itself have panicked while writing, it never lets go.
+const FRAME_WAIT: Duration = Duration::from_millis(200);
 
 /// Takes the terminal: raw mode (so Ctrl+C is a key, not a SIGINT), the
 /// alternate screen, mouse reports, no cursor.
@@ -49,6 +57,7 @@ pub fn enter() -> io::Result<()> {
 
 /// Gives the terminal back as it was; does nothing if zap does not hold it.
 pub fn restore() {
+    let _writing = wait_for_frame();
     if !TAKEN.swap(false, Ordering::SeqCst) {
         return;
     }
@@ -56,6 +65,21 @@ pub fn restore() {
     let mut out = io::stdout();
     let _ = execute!(out, DisableMouseCapture, LeaveAlternateScreen, cursor::Show);
     let _ = out.flush();
+}
+
+/// Waits (a little) for the frame being written; `None` if it takes too long.
+fn wait_for_frame() -> Option<MutexGuard<'static, ()>> {
+    let deadline = Instant::now() + FRAME_WAIT;
+    loop {
+        match WRITING.try_lock() {
+            Ok(guard) => return Some(guard),
+            Err(TryLockError::Poisoned(poisoned)) => return Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(TryLockError::WouldBlock) => return None,
+        }
+    }
 }
 
 /// The newest frame waiting to be written, and whether to stop.
@@ -100,11 +124,17 @@ impl Painter {
                         }
                         slot.frame.take()
                     };
-                    if let Some(frame) = frame {
+                    let writing = WRITING
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    if let Some(frame) = frame
+                        && TAKEN.load(Ordering::SeqCst)
+                    {
                         // A terminal that cannot be written to shows nothing;
                         // the supervisor goes on all the same.
                         let _ = paint(&mut terminal, &frame);
                     }
+                    drop(writing);
                 }
             })?;
         Ok(Painter {

@@ -370,7 +370,7 @@ fn row_spans(
         // A system row is a heading: its tally runs across the columns.
         let jobs = row.instances.len();
         spans.push(Span::styled(
-            format!(" {jobs} {}: ", if jobs == 1 { "job" } else { "jobs" }),
+            format!(" {}: ", super::jobs(jobs)),
             style::dim(),
         ));
         spans.extend(tally(&row.instances, snapshot));

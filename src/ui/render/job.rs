@@ -137,9 +137,10 @@ fn body_rows(frame: &Frame, body: Rect, buf: &mut Buffer) {
     let width = usize::from(body.width);
     let text_width = width.saturating_sub(2).max(1);
     let mut rows: Vec<Line<'static>> = Vec::new();
+    let mut pens = window.pens;
     for line in &window.lines {
         let current = view.current_match == Some(line.seq);
-        match output::shown(line, query, current) {
+        match output::shown(line, &mut pens, query, current) {
             Shown::Separator(mut separator) => {
                 let used = separator.width();
                 separator.spans.push(Span::styled(

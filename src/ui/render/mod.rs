@@ -88,11 +88,16 @@ fn clear_row(buf: &mut Buffer, area: Rect, y: u16) {
     }
 }
 
+/// "1 job", "5 jobs".
+pub fn jobs(n: usize) -> String {
+    format!("{n} {}", if n == 1 { "job" } else { "jobs" })
+}
+
 /// "5 jobs: 3 running, 1 failed, 1 host down", zero counts left out but
 /// for running and failed.
 pub fn counts_line(counts: &Counts, shutting_down: bool) -> Vec<Span<'static>> {
     let mut spans = vec![Span::styled(
-        format!("{} jobs: ", counts.instances),
+        format!("{}: ", jobs(counts.instances)),
         style::bold(),
     )];
     let part = |spans: &mut Vec<Span<'static>>, n: usize, word: &str, kind: StateKind| {

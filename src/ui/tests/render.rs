@@ -328,6 +328,52 @@ fn job_view_shows_steps_colours_stderr_and_the_fleet_strip() {
     );
 }
 
+/// `printf '\033[31mred\nstill red\033[0m\nplain\n'` and kin, as the job
+/// view draws them: a colour left on carries to the same stream's next
+/// lines, not to the other stream's, and ends where a step starts;
+/// cursor moves, titles and `\r` move nothing.
+#[test]
+fn job_view_carries_colours_across_lines_as_a_terminal_does() {
+    let mut ring = Ring::new(100);
+    let step = |n| Some(StepIndex(n));
+    let out = |stream, n, text: &str| LogLine::output(stream, step(n), text.into(), LineCut::Whole);
+    let lines = [
+        LogLine::zap(step(1), "step 1/2: ./paint"),
+        out(Stream::Stdout, 1, "\x1b[31mred"),
+        out(Stream::Stderr, 1, "an error, plain"),
+        out(Stream::Stdout, 1, "still red\x1b[0m"),
+        out(Stream::Stdout, 1, "plain"),
+        out(
+            Stream::Stdout,
+            1,
+            "\x1b]0;a title\x07\x1b[2J\x1b[Hcursor moves\x1b[1;34m left blue",
+        ),
+        out(Stream::Stdout, 1, "10%\r55%\rbar 100%"),
+        LogLine::zap(step(1), "step 1 ok in 5ms"),
+        LogLine::zap(step(2), "step 2/2: ./more"),
+        out(Stream::Stdout, 2, "a new step, plain"),
+    ];
+    for line in lines {
+        ring.push(line);
+    }
+    let snapshot = fleet_snapshot();
+    let mut view = view(60, 16);
+    view.screen = Screen::Job(id("web", "build", "n1"));
+    let output = OutputWindow::copy(&ring, &view.output, view.body_rows());
+    let terminal = draw(&snapshot, &view, &output, &[]);
+    insta::assert_snapshot!(terminal.backend());
+    // Cells without a colour of their own have the terminal's (Reset).
+    let fg = |row: &str, piece: &str| cell_style(&terminal, row, piece).fg;
+    assert_eq!(fg("  red", "r"), Some(Color::Red));
+    assert_eq!(fg("still red", "s"), Some(Color::Red));
+    assert_eq!(fg("an error", "a"), Some(Color::Reset));
+    assert_eq!(fg("  plain", "p"), Some(Color::Reset));
+    assert_eq!(fg("cursor moves", "c"), Some(Color::Reset));
+    assert_eq!(fg("cursor moves", "b"), Some(Color::Blue));
+    assert_eq!(fg("bar 100%", "b"), Some(Color::Blue));
+    assert_eq!(fg("a new step", "a"), Some(Color::Reset));
+}
+
 #[test]
 fn job_view_unwrapped_and_scrolled_sideways() {
     let snapshot = fleet_snapshot();
