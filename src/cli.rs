@@ -24,6 +24,9 @@ pub mod exit {
     pub const JOB_FAILED: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const UNREACHABLE: u8 = 3;
+    /// zap itself failed (its terminal UI panicked): sysexits' EX_SOFTWARE,
+    /// outside the range SPEC §3 gives meanings to.
+    pub const INTERNAL: u8 = 70;
 }
 
 #[derive(Debug, Parser)]

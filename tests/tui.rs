@@ -410,7 +410,8 @@ fn a_panic_in_the_ui_gives_the_terminal_back_and_stops_the_jobs() {
     assert_eq!(processes_with(&marker).len(), 1);
 
     pane.tmux.keys(&["P"]);
-    pane.exit_code();
+    // zap failed, not the job: EX_SOFTWARE, none of SPEC §3's codes.
+    assert_eq!(pane.exit_code(), "70");
     wait_until_gone(&marker);
     // The message is readable on the shell's screen, not lost with the UI's
     // (no backtrace: it would push the message off the pane).

@@ -112,8 +112,12 @@ pub async fn up(
     )
     .await;
     drop(observers);
-    if let Some(ui) = ui {
-        ui.finish().await;
+    let mut code = crate::cli::exit::OK;
+    if let Some(ui) = ui
+        && !ui.finish().await
+    {
+        eprintln!("zap: the terminal UI failed; every job was stopped");
+        code = crate::cli::exit::INTERNAL;
     }
 
     handler.abort();
@@ -125,7 +129,7 @@ pub async fn up(
     if let Err(error) = ledger.remove() {
         eprintln!("zap: cannot remove {}: {error}", ledger_path.display());
     }
-    crate::cli::exit::OK
+    code
 }
 
 /// Stops what an earlier zap left running (it was killed before it could),

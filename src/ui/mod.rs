@@ -117,10 +117,10 @@ pub struct Running {
 impl Running {
     /// Ends the UI (call when the supervisor loop is over), gives the
     /// terminal back and prints zap's notes of the run, which the screen
-    /// showed only briefly.
-    pub async fn finish(self) {
+    /// showed only briefly. False when the UI had panicked.
+    pub async fn finish(self) -> bool {
         let _ = self.stop.send(());
-        let _ = self.ended.await;
+        let ended_well = self.ended.await.is_ok();
         terminal::restore();
         // The terminal may be gone (SIGHUP): nothing to say then.
         let mut out = std::io::stdout().lock();
@@ -129,5 +129,6 @@ impl Running {
                 break;
             }
         }
+        ended_well
     }
 }
