@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::tree::job_tree;
@@ -93,17 +93,27 @@ async fn kill_job(transport: &Transport, job: &Job) {
 struct Watch {
     rx: mpsc::Receiver<HostStats>,
     poller: JoinHandle<()>,
+    /// The job shells the poller is told of, as the supervisor tells it.
+    shells: watch::Sender<Vec<u32>>,
 }
 
 impl Watch {
     fn start(transport: &Transport) -> Watch {
         let (tx, rx) = mpsc::channel(8);
-        let poller = spawn_host_poller(HostName(HOST.into()), transport.clone(), EVERY, tx);
-        Watch { rx, poller }
+        let (shells, shells_rx) = watch::channel(Vec::new());
+        let poller = spawn_host_poller(
+            HostName(HOST.into()),
+            transport.clone(),
+            EVERY,
+            tx,
+            shells_rx,
+        );
+        Watch { rx, poller, shells }
     }
 
     /// The next snapshot with figures, and the job's share of it.
     async fn next(&mut self, job: &Job) -> (HostStats, Option<JobStats>) {
+        self.shells.send_replace(vec![job.pid]);
         let stats = tokio::time::timeout(Duration::from_secs(20), self.rx.recv())
             .await
             .expect("a snapshot in time")
@@ -489,12 +499,14 @@ async fn cost_of_polling_three_hosts() {
     let pollers: Vec<JoinHandle<()>> = names
         .iter()
         .zip(&transports)
-        .map(|(name, transport)| {
+        .zip(&jobs)
+        .map(|((name, transport), shells)| {
             spawn_host_poller(
                 HostName((*name).into()),
                 transport.clone(),
                 every,
                 tx.clone(),
+                watch::channel(shells.clone()).1,
             )
         })
         .collect();

@@ -25,7 +25,9 @@ BEGIN {
     # close() waits out the rest of the interval. (mawk would not hand over
     # a line from a pipe that stays open, so a long-lived lister cannot feed
     # it, nor can awk read the lines zap writes.)
-    if (fed) { lead = "read -r line || exit; "; wait = "" }
+    # A fed line may name processes zap no longer needs (see told()): the
+    # sh hands it on, behind an x, before the listing.
+    if (fed) { lead = "read -r line || exit; echo \"x$line\"; "; wait = "" }
     else { lead = ""; wait = "; exec sleep " every " >&-" }
     for (seq = 1; polls == 0 || seq <= polls; seq++) {
         if (mode == "ps") cmd = ps_table()
@@ -42,6 +44,24 @@ BEGIN {
 # fed poller told to end prints no half snapshot.
 function begin_snapshot() {
     print "@@zapstats:" nonce ":begin " seq " " pid
+}
+
+# In fed mode, the line zap wrote for this poll, first out of `cmd`: "x"
+# alone, "xr", or "xs PID..." naming processes to skip from now on: they have
+# settled outside every job (zap knows the shells of the jobs, the host side does
+# not). A skipped pid is read again once it has left /proc, so a pid taken
+# by a new process is read; one freed and taken again within a single
+# interval is not (pids wrap slowly). 0 when the poller is to end.
+function told(cmd,   line, n, f, i) {
+    if (!fed) return 1
+    if ((cmd | getline line) <= 0) return 0
+    if (mode == "proc" && line ~ /^xs /) {
+        n = split(line, f, " ")
+        for (i = 2; i <= n; i++) skip[f[i]] = seq
+    }
+    # "xr": forget every skip (what zap remembers of them would only grow).
+    else if (line == "xr") split("", skip)
+    return 1
 }
 
 # One line of `file`, or "" when it cannot be read (the process is gone).
@@ -96,7 +116,7 @@ function host_figures(   file, line, f, cpus, total, avail, free, buffers, cache
 function proc_table(   cmd, list, n, dirs, i, dir, file, s, line, open, c, tail, comm, k, a, f, p, fresh, res, out) {
     cmd = lead "echo " root "/[0-9]*" wait
     list = ""
-    if ((cmd | getline list) <= 0) { close(cmd); return "" }
+    if (!told(cmd) || (cmd | getline list) <= 0) { close(cmd); return "" }
     begin_snapshot()
     print "h proc", tck, page
     host_figures()
@@ -108,6 +128,7 @@ function proc_table(   cmd, list, n, dirs, i, dir, file, s, line, open, c, tail,
         # A kernel thread is never part of a job: it is left out. Real
         # hosts have hundreds of them.
         if ((p in kernel) && !fresh) { kernel[p] = seq; continue }
+        if (p in skip) { skip[p] = seq; continue }
         file = dir "/stat"
         s = ""
         getline s < file
@@ -148,6 +169,7 @@ function proc_table(   cmd, list, n, dirs, i, dir, file, s, line, open, c, tail,
         seen[p] = seq
     }
     for (p in kernel) if (kernel[p] != seq) delete kernel[p]
+    for (p in skip) if (skip[p] != seq) delete skip[p]
     for (p in seen) if (seen[p] != seq) { delete seen[p]; delete last_stat[p]; delete last_out[p] }
     return cmd
 }
@@ -156,7 +178,8 @@ function proc_table(   cmd, list, n, dirs, i, dir, file, s, line, open, c, tail,
 # (procps) or 10 ms (BSD), and whose start is known to a second.
 function ps_table(   cmd, line) {
     cmd = lead "echo d $(date +%s); echo w $(uptime); ps -A -o pid= -o ppid= -o pgid= -o stat= -o time= -o etime= -o rss= -o comm=" wait
-    if ((cmd | getline line) <= 0) { close(cmd); return "" }
+    # ps lists every process anyway: nothing to skip.
+    if (!told(cmd) || (cmd | getline line) <= 0) { close(cmd); return "" }
     begin_snapshot()
     print "h ps"
     do {

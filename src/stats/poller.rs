@@ -10,13 +10,16 @@
 
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use std::collections::{BTreeSet, HashSet};
+
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::frame::Framer;
 use super::parse::{Snapshot, parse_snapshot};
 use super::rate::measure;
+use super::tree::job_tree;
 use super::{HostStats, spawn_local_poller};
 use crate::model::{HostName, Signal};
 use crate::transport::host::Transport;
@@ -32,6 +35,21 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// The shortest interval zap asks a host for: below it the poller's own
 /// cost on the host would show in the figures.
 const EVERY_MIN: Duration = Duration::from_millis(200);
+
+/// The shells of the jobs running on a host, as the supervisor knows them.
+/// The poller keeps reading their process trees and tells the host side to
+/// stop reading what has settled outside them.
+pub type ShellPids = watch::Receiver<Vec<u32>>;
+
+/// How old a process outside every job's tree must be before the host side
+/// stops reading it: older than any job whose start the supervisor may not
+/// have heard of yet.
+const SETTLED: Duration = Duration::from_secs(10);
+
+/// Every this many polls the host side forgets what it skips and reads
+/// everything once: zap cannot see a skipped process end, so what it
+/// remembers as skipped would otherwise only grow.
+const SKIP_RESET_EVERY: u64 = 300;
 
 /// How the host-side program is started.
 #[derive(Debug, Clone)]
@@ -112,6 +130,7 @@ pub fn spawn_poller(
     transport: Transport,
     every: Duration,
     tx: mpsc::Sender<HostStats>,
+    shells: ShellPids,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         tokio::select! {
@@ -120,7 +139,7 @@ pub fn spawn_poller(
         }
         let poller = match transport {
             Transport::Local(_) => spawn_local_poller(host, every, tx),
-            Transport::Ssh(_) => spawn_host_poller(host, transport, every, tx),
+            Transport::Ssh(_) => spawn_host_poller(host, transport, every, tx, shells),
         };
         // Ends when the poller does, so that whoever awaits this handle
         // waits for the host side to be stopped, as before.
@@ -136,8 +155,9 @@ pub fn spawn_host_poller(
     transport: Transport,
     every: Duration,
     tx: mpsc::Sender<HostStats>,
+    shells: ShellPids,
 ) -> JoinHandle<()> {
-    spawn_with_prelude(host, transport, every, tx, "")
+    spawn_with_prelude(host, transport, every, tx, shells, "")
 }
 
 /// [`spawn_host_poller`] with shell text run before the poller's (tests).
@@ -146,12 +166,13 @@ fn spawn_with_prelude(
     transport: Transport,
     every: Duration,
     tx: mpsc::Sender<HostStats>,
+    shells: ShellPids,
     prelude: &'static str,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut backoff = BACKOFF_FIRST;
         loop {
-            let ended = poll_channel(&host, &transport, every, &tx, prelude).await;
+            let ended = poll_channel(&host, &transport, every, &tx, &shells, prelude).await;
             let (reason, snapshots) = match ended {
                 Ended::Stopped => return,
                 Ended::Failed { reason, snapshots } => (reason, snapshots),
@@ -188,6 +209,7 @@ async fn poll_channel(
     transport: &Transport,
     every: Duration,
     tx: &mpsc::Sender<HostStats>,
+    shells: &ShellPids,
     prelude: &str,
 ) -> Ended {
     let nonce = Nonce::random().to_string();
@@ -204,6 +226,8 @@ async fn poll_channel(
     // few clock ticks are noise. A tick that finds a poll outstanding is
     // kept and sent when its snapshot arrives.
     let mut pacer = Pacer::default();
+    // A new channel is a new host-side poller, which skips nothing yet.
+    let mut skips = Skips::default();
     if let Err(error) = transport
         .launch_fed(&command, script.into_bytes(), feed_rx, chunks_tx)
         .await
@@ -239,6 +263,7 @@ async fn poll_channel(
                         };
                         let before = previous.as_ref().map(|(snapshot, at)| (snapshot, *at));
                         let stats = measure(host.clone(), before, &snapshot, at);
+                        skips.learn(&snapshot, &stats, &shells.borrow());
                         if tx.send(stats).await.is_err() {
                             stop_host_side(transport, framer.pid()).await;
                             return Ended::Stopped;
@@ -246,7 +271,7 @@ async fn poll_channel(
                         previous = Some((snapshot, at));
                         snapshots += 1;
                         if pacer.answered() {
-                            let _ = feed.try_send(b"\n".to_vec());
+                            let _ = feed.try_send(skips.line());
                         }
                         deadline = Instant::now() + stale_after;
                         stale_told = false;
@@ -274,7 +299,7 @@ async fn poll_channel(
             },
             _ = ticks.tick() => {
                 if pacer.tick() {
-                    let _ = feed.try_send(b"\n".to_vec());
+                    let _ = feed.try_send(skips.line());
                 }
             }
             () = tokio::time::sleep_until(deadline), if !stale_told => {
@@ -292,6 +317,81 @@ async fn poll_channel(
             }
         }
     }
+}
+
+/// What the host-side poller is told to skip: processes that settled
+/// outside every job's tree (see `told` in poll.awk).
+#[derive(Debug, Default)]
+struct Skips {
+    /// Skipped by the host side, as far as zap knows.
+    skipped: HashSet<u32>,
+    /// To be named in the next line.
+    news: Vec<u32>,
+    /// Lines written since the host side last forgot its skips.
+    lines: u64,
+}
+
+impl Skips {
+    /// Takes in a snapshot read from the host side and the job shells the
+    /// supervisor knows on the host.
+    fn learn(&mut self, snapshot: &Snapshot, stats: &HostStats, shells: &[u32]) {
+        // What the snapshot holds was read: the host side does not skip it
+        // (any more: the pid left /proc and came back as a new process).
+        for process in &snapshot.processes {
+            self.skipped.remove(&process.pid);
+        }
+        for pid in settled_outside(snapshot, stats, shells) {
+            if self.skipped.insert(pid) {
+                self.news.push(pid);
+            }
+        }
+    }
+
+    /// The line that asks for the next poll: `s PID...` when there are
+    /// processes to skip, `r` to forget every skip once in a while.
+    fn line(&mut self) -> Vec<u8> {
+        self.lines += 1;
+        if self.lines.is_multiple_of(SKIP_RESET_EVERY) {
+            self.skipped.clear();
+            self.news.clear();
+            return b"r\n".to_vec();
+        }
+        if self.news.is_empty() {
+            return b"\n".to_vec();
+        }
+        let mut line = String::from("s");
+        for pid in self.news.drain(..) {
+            line.push_str(&format!(" {pid}"));
+        }
+        line.push('\n');
+        line.into_bytes()
+    }
+}
+
+/// The processes of `snapshot` that the host side may stop reading: in no
+/// job's tree, not a job's shell, and older than [`SETTLED`]. Such a
+/// process never joins a job later: its children and process group stay
+/// in its session, which is no job's; being reparented takes it to init.
+/// None when the snapshot has no clock (ps mode, which lists everything
+/// anyway).
+fn settled_outside(snapshot: &Snapshot, stats: &HostStats, shells: &[u32]) -> Vec<u32> {
+    let Some(now) = snapshot.now else {
+        return Vec::new();
+    };
+    let settled = SETTLED.as_secs() * snapshot.clock_ticks;
+    let in_jobs: BTreeSet<u32> = shells
+        .iter()
+        .flat_map(|&shell| job_tree(&stats.processes, shell))
+        .map(|(member, _)| stats.processes[member].pid)
+        .chain(shells.iter().copied())
+        .collect();
+    snapshot
+        .processes
+        .iter()
+        .filter(|process| !in_jobs.contains(&process.pid))
+        .filter(|process| now.saturating_sub(process.start) >= settled)
+        .map(|process| process.pid)
+        .collect()
 }
 
 /// When a fed poller gets its next line: on each tick, unless a poll is
@@ -441,8 +541,9 @@ mod tests {
         assert!(pacer.tick());
     }
 
-    /// Runs a fed poller as zap launches it, with `lines` on its stdin.
-    fn run_fed(script: &PollScript, lines: usize) -> (String, String, bool) {
+    /// Starts a fed poller as zap launches it, its script written: what
+    /// follows on the stdin returned are the lines that ask for polls.
+    fn start_fed(script: &PollScript) -> (std::process::Child, std::process::ChildStdin) {
         use std::io::Write;
         let text = script.render();
         let mut child = std::process::Command::new("/bin/sh")
@@ -455,6 +556,13 @@ mod tests {
             .expect("run /bin/sh");
         let mut stdin = child.stdin.take().expect("stdin");
         stdin.write_all(text.as_bytes()).expect("the script");
+        (child, stdin)
+    }
+
+    /// Runs a fed poller as zap launches it, with `lines` on its stdin.
+    fn run_fed(script: &PollScript, lines: usize) -> (String, String, bool) {
+        use std::io::Write;
+        let (child, mut stdin) = start_fed(script);
         stdin.write_all(&b"\n".repeat(lines)).expect("the lines");
         drop(stdin);
         let output = child.wait_with_output().expect("waited");
@@ -463,6 +571,169 @@ mod tests {
             String::from_utf8_lossy(&output.stderr).into_owned(),
             output.status.success(),
         )
+    }
+
+    /// A fed poller over a folder standing for /proc, driven a line at a
+    /// time: each poll is read whole before the next line is written.
+    struct Driven {
+        child: std::process::Child,
+        stdin: std::process::ChildStdin,
+        stdout: std::io::BufReader<std::process::ChildStdout>,
+        nonce: String,
+        polls: u64,
+    }
+
+    impl Driven {
+        fn start(root: &std::path::Path) -> Driven {
+            let mut script = PollScript::new("cd".repeat(16), Duration::from_secs(60));
+            script.fed = true;
+            script.root = Some(root.display().to_string());
+            let (mut child, stdin) = start_fed(&script);
+            let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+            Driven {
+                child,
+                stdin,
+                stdout,
+                nonce: script.nonce,
+                polls: 0,
+            }
+        }
+
+        /// The pids of the snapshot that `line` asks for.
+        fn poll(&mut self, line: &str) -> Vec<u32> {
+            use std::io::{BufRead, Write};
+            self.stdin.write_all(line.as_bytes()).expect("a line");
+            self.stdin.flush().expect("flushed");
+            self.polls += 1;
+            let end = format!("@@zapstats:{}:end {}", self.nonce, self.polls);
+            let mut text = String::new();
+            loop {
+                let mut read = String::new();
+                assert!(
+                    self.stdout.read_line(&mut read).expect("read") > 0,
+                    "{text}"
+                );
+                text.push_str(&read);
+                if read.trim_end() == end {
+                    break;
+                }
+            }
+            let taken = snapshots(&self.nonce, &text);
+            assert_eq!(taken.len(), 1, "{text}");
+            taken[0].processes.iter().map(|p| p.pid).collect()
+        }
+    }
+
+    impl Drop for Driven {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// A folder with this machine's host files and `pids` as processes,
+    /// each a copy of this test's own stat and statm.
+    fn fake_proc(pids: &[u32]) -> tempfile::TempDir {
+        let root = tempfile::tempdir().expect("a temp dir");
+        for file in ["uptime", "loadavg", "stat", "meminfo"] {
+            let text = std::fs::read(format!("/proc/{file}")).expect("a host file");
+            std::fs::write(root.path().join(file), text).expect("written");
+        }
+        for &pid in pids {
+            add_process(root.path(), pid);
+        }
+        root
+    }
+
+    fn add_process(root: &std::path::Path, pid: u32) {
+        let stat = std::fs::read_to_string("/proc/self/stat").expect("own stat");
+        let (_, rest) = stat.split_once(' ').expect("a pid first");
+        let dir = root.join(pid.to_string());
+        std::fs::create_dir(&dir).expect("a process folder");
+        std::fs::write(dir.join("stat"), format!("{pid} {rest}")).expect("stat");
+        let statm = std::fs::read("/proc/self/statm").expect("own statm");
+        std::fs::write(dir.join("statm"), statm).expect("statm");
+    }
+
+    #[test]
+    fn a_skipped_process_is_left_out_until_its_pid_leaves_and_comes_back() {
+        let root = fake_proc(&[4242, 4343]);
+        let mut poller = Driven::start(root.path());
+        assert_eq!(poller.poll("\n"), [4242, 4343]);
+        assert_eq!(poller.poll("s 4242\n"), [4343], "4242 is skipped");
+        assert_eq!(poller.poll("\n"), [4343], "and stays skipped");
+        // The process ends; a new one takes its pid: that one is read.
+        std::fs::remove_dir_all(root.path().join("4242")).expect("gone");
+        assert_eq!(poller.poll("\n"), [4343]);
+        add_process(root.path(), 4242);
+        assert_eq!(poller.poll("\n"), [4242, 4343], "a new process, read");
+        // Forgetting every skip reads everything again.
+        assert_eq!(poller.poll("s 4242 4343\n"), Vec::<u32>::new());
+        assert_eq!(poller.poll("r\n"), [4242, 4343]);
+    }
+
+    #[test]
+    fn only_processes_settled_outside_every_job_are_skipped() {
+        let snapshot = |processes: &[(u32, u32, u32, u64)]| Snapshot {
+            source: super::super::parse::Source::Proc,
+            clock_ticks: 100,
+            now: Some(100_000),
+            load: None,
+            cpu: None,
+            cores: None,
+            mem_total: None,
+            mem_available: None,
+            processes: processes
+                .iter()
+                .map(|&(pid, ppid, sid, start)| super::super::parse::ProcSample {
+                    pid,
+                    ppid,
+                    pgid: pid,
+                    sid,
+                    state: 'S',
+                    comm: "x".into(),
+                    cpu_ticks: 0,
+                    children_ticks: None,
+                    start,
+                    rss_bytes: 0,
+                })
+                .collect(),
+            skipped: 0,
+        };
+        let old = 100_000 - 11 * 100;
+        let young = 100_000 - 9 * 100;
+        // 10: a job's shell; 11 its child, 12 a grandchild; 20 an old
+        // daemon; 21 a young process outside (maybe a job not heard of yet);
+        // 30 the shell of a job the supervisor does not know (yet): young.
+        let taken = snapshot(&[
+            (10, 1, 10, old),
+            (11, 10, 10, old),
+            (12, 11, 10, old),
+            (20, 1, 20, old),
+            (21, 1, 21, young),
+            (30, 1, 30, young),
+        ]);
+        let stats = measure(
+            HostName("n1".into()),
+            None,
+            &taken,
+            std::time::Instant::now(),
+        );
+        assert_eq!(settled_outside(&taken, &stats, &[10]), [20]);
+        assert_eq!(settled_outside(&taken, &stats, &[10, 30]), [20]);
+        assert_eq!(settled_outside(&taken, &stats, &[]), [10, 11, 12, 20]);
+        let mut skips = Skips::default();
+        skips.learn(&taken, &stats, &[10]);
+        assert_eq!(skips.line(), b"s 20\n");
+        skips.learn(&taken, &stats, &[10]);
+        assert_eq!(skips.line(), b"s 20\n", "read again, so skipped no longer");
+        assert_eq!(skips.line(), b"\n", "nothing new");
+        // ps mode has no clock: nothing is skipped.
+        let ps = Snapshot {
+            now: None,
+            ..taken.clone()
+        };
+        assert_eq!(settled_outside(&ps, &stats, &[]), Vec::<u32>::new());
     }
 
     #[test]
@@ -491,6 +762,7 @@ mod tests {
             transport,
             Duration::from_millis(300),
             tx,
+            watch::channel(Vec::new()).1,
         );
         let first = rx.recv().await.expect("a first snapshot");
         assert_eq!(first.unavailable, None);
@@ -530,6 +802,7 @@ mod tests {
             Transport::Local(LocalHost),
             Duration::from_millis(300),
             tx,
+            watch::channel(Vec::new()).1,
             "PATH=/nonexistent\n",
         );
         for attempt in 0..2 {

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::instance::{Addressed, RunContext, run_instance};
@@ -167,7 +167,7 @@ pub async fn supervise(
     observer.overview(&state);
     engine.carry_out(effects);
     let (stats_tx, mut stats) = mpsc::channel::<HostStats>(STATS_QUEUE);
-    let pollers = start_pollers(plan, &state, transports, &stats_tx);
+    let (pollers, shells) = start_pollers(plan, &state, transports, &stats_tx);
     drop(stats_tx);
     let deadline = options
         .timeout
@@ -191,7 +191,11 @@ pub async fn supervise(
                 }
             }
             Some(polled) = stats.recv() => {
+                let host = polled.host.clone();
                 state.record_stats(polled);
+                if let Some(shells) = shells.get(&host) {
+                    shells.send_replace(state.live_shells_on(&host).into_iter().map(|(_, pid)| pid).collect());
+                }
                 observer.overview(&state);
             }
             request = requests.next(), if requests_open => match request {
@@ -249,26 +253,41 @@ pub async fn supervise(
     state
 }
 
-/// One stats poller per host that runs jobs, at the host's `stats_every`.
+/// Where to tell each host's stats poller the shells of its jobs.
+type ShellsByHost = BTreeMap<HostName, watch::Sender<Vec<u32>>>;
+
+/// One stats poller per host that runs jobs, at the host's `stats_every`,
+/// and per host where to tell it the jobs' shells (after each of its
+/// snapshots: a job's start is known long before its processes settle).
 fn start_pollers(
     plan: &Plan,
     state: &State,
     transports: &BTreeMap<HostName, Transport>,
     tx: &mpsc::Sender<HostStats>,
-) -> Vec<tokio::task::JoinHandle<()>> {
+) -> (Vec<tokio::task::JoinHandle<()>>, ShellsByHost) {
     let hosts: BTreeSet<&HostName> = state
         .instances()
         .iter()
         .map(|instance| &instance.id.host)
         .collect();
-    hosts
-        .into_iter()
-        .filter_map(|host| {
-            let transport = transports.get(host)?.clone();
-            let every = plan.hosts.get(host)?.stats_every;
-            Some(spawn_poller(host.clone(), transport, every, tx.clone()))
-        })
-        .collect()
+    let mut pollers = Vec::new();
+    let mut shells = BTreeMap::new();
+    for host in hosts {
+        let (Some(transport), Some(config)) = (transports.get(host), plan.hosts.get(host)) else {
+            continue;
+        };
+        let (shells_tx, shells_rx) = watch::channel(Vec::new());
+        let every = config.stats_every;
+        pollers.push(spawn_poller(
+            host.clone(),
+            transport.clone(),
+            every,
+            tx.clone(),
+            shells_rx,
+        ));
+        shells.insert(host.clone(), shells_tx);
+    }
+    (pollers, shells)
 }
 
 struct Engine<'a> {

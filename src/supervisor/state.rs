@@ -525,13 +525,17 @@ impl State {
     /// Takes a poll of a host: each running job on it gets the figures of
     /// its process tree; the others, and all when the poll failed, get none
     /// (never stale numbers).
-    pub fn record_stats(&mut self, stats: HostStats) {
-        let running: Vec<(InstanceId, u32)> = self
-            .instances
+    /// The shell of each live instance on `host`.
+    pub fn live_shells_on(&self, host: &HostName) -> Vec<(InstanceId, u32)> {
+        self.instances
             .iter()
-            .filter(|instance| instance.id.host == stats.host && instance.is_live())
+            .filter(|instance| &instance.id.host == host && instance.is_live())
             .filter_map(|instance| Some((instance.id.clone(), instance.pid?)))
-            .collect();
+            .collect()
+    }
+
+    pub fn record_stats(&mut self, stats: HostStats) {
+        let running = self.live_shells_on(&stats.host);
         let mut figures = attribute(&stats, &running);
         for instance in &mut self.instances {
             if instance.id.host != stats.host {
