@@ -634,36 +634,47 @@ impl State {
     }
 
     /// Applies an event about instance `id`, seen during its run `generation`
-    /// (events of an older run are ignored).
+    /// (events of an older run are ignored). The event may be lent: the
+    /// supervisor shows it to its observers afterwards, and output lines are
+    /// too many to copy.
     pub fn apply(
         &mut self,
         id: &InstanceId,
         generation: u64,
-        event: Event,
+        event: impl std::borrow::Borrow<Event>,
         now: Instant,
     ) -> Vec<Effect> {
+        let event = event.borrow();
         let Some(&position) = self.by_id.get(id) else {
             return Vec::new();
         };
         let mut effects = Vec::new();
         let instance = &mut self.instances[position];
-        if generation != instance.generation && is_about_a_run(&event) {
+        if generation != instance.generation && is_about_a_run(event) {
             return effects;
         }
         match event {
             Event::Launched => {}
-            Event::Job(job_event) => self.apply_job_event(position, job_event, now, &mut effects),
+            Event::Job(job_event) => {
+                let changed = self.apply_job_event(position, job_event, now, &mut effects);
+                if !changed {
+                    // Most output lines: nothing to start or stop, and with
+                    // hundreds of jobs looking over all of them per line
+                    // would cost more than the line itself.
+                    return effects;
+                }
+            }
             Event::Unreachable(reason) => {
                 instance.ended = Some(now);
                 mark_pending_skipped(instance);
-                instance.phase = Phase::Done(Outcome::Unreachable(reason));
+                instance.phase = Phase::Done(Outcome::Unreachable(reason.clone()));
                 // In `zap up` the host may come back: HostBack restarts it.
             }
             Event::LaunchFailed(reason) => {
                 let outcome = Outcome::Failed {
                     step: None,
                     exit: ExitInfo::Unknown,
-                    reason: Some(reason),
+                    reason: Some(reason.clone()),
                 };
                 instance.ended = Some(now);
                 mark_pending_skipped(instance);
@@ -706,10 +717,10 @@ impl State {
                     _ => {}
                 }
             }
-            Event::Wake(why) => self.wake(position, why, now, &mut effects),
+            Event::Wake(why) => self.wake(position, *why, now, &mut effects),
             Event::ProbeDone(ok) => {
                 let instance = &mut self.instances[position];
-                if ok {
+                if *ok {
                     instance.ready = true;
                 } else if let (Ready::Probe { every, .. }, Phase::Running) =
                     (&instance.job.ready, &instance.phase)
@@ -729,15 +740,15 @@ impl State {
                 Phase::Starting | Phase::Running => request_stop(
                     instance,
                     AfterEnd::Stop {
-                        reason,
-                        counts_as_failure,
+                        reason: reason.clone(),
+                        counts_as_failure: *counts_as_failure,
                     },
                     &mut effects,
                 ),
                 Phase::Stopping => {
                     instance.after_end = AfterEnd::Stop {
-                        reason,
-                        counts_as_failure,
+                        reason: reason.clone(),
+                        counts_as_failure: *counts_as_failure,
                     };
                 }
                 Phase::Done(_) => {}
@@ -748,14 +759,14 @@ impl State {
                 | Phase::Fixing { .. } => {
                     instance.ended = Some(now);
                     mark_pending_skipped(instance);
-                    instance.phase = Phase::Done(if counts_as_failure {
+                    instance.phase = Phase::Done(if *counts_as_failure {
                         Outcome::Failed {
                             step: None,
                             exit: ExitInfo::Unknown,
-                            reason: Some(reason),
+                            reason: Some(reason.clone()),
                         }
                     } else {
-                        Outcome::Stopped(reason)
+                        Outcome::Stopped(reason.clone())
                     });
                 }
             },
@@ -763,9 +774,14 @@ impl State {
                 instance.attempts.reset();
                 match instance.phase {
                     Phase::Starting | Phase::Running => {
+                        let reason = reason.clone();
                         request_stop(instance, AfterEnd::Restart { reason }, &mut effects);
                     }
-                    Phase::Stopping => instance.after_end = AfterEnd::Restart { reason },
+                    Phase::Stopping => {
+                        instance.after_end = AfterEnd::Restart {
+                            reason: reason.clone(),
+                        }
+                    }
                     Phase::Pending | Phase::Waiting(_) | Phase::Lost | Phase::Fixing { .. } => {}
                     Phase::Backoff { .. } | Phase::Done(_) => {
                         instance.failures_in_a_row = 0;
@@ -777,12 +793,12 @@ impl State {
             Event::RemedyDone { exit, .. } => {
                 let healed = instance.remedy_due.take().is_some_and(|remedy| {
                     instance.attempts.finished(&remedy, now);
-                    remedy.healed(&exit)
+                    remedy.healed(exit)
                 });
                 if let Some(record) = instance.fixups.last_mut()
                     && record.exit.is_none()
                 {
-                    record.exit = Some(exit);
+                    record.exit = Some(exit.clone());
                     record.healed = healed;
                 }
                 if matches!(instance.phase, Phase::Fixing { .. }) {
@@ -798,7 +814,7 @@ impl State {
                     effects.push(Effect::Signal {
                         id: instance.id.clone(),
                         pgid,
-                        signal,
+                        signal: *signal,
                     });
                 }
             }
@@ -816,15 +832,17 @@ impl State {
         effects
     }
 
+    /// Returns whether the event may have changed what can start or must
+    /// stop; only an output line that matched nothing did not.
     fn apply_job_event(
         &mut self,
         position: usize,
-        event: JobEvent,
+        event: &JobEvent,
         now: Instant,
         effects: &mut Vec<Effect>,
-    ) {
+    ) -> bool {
         let instance = &mut self.instances[position];
-        match event {
+        match *event {
             JobEvent::Spawned { pid, pgid } => {
                 instance.pid = Some(pid);
                 instance.pgid = Some(pgid);
@@ -877,39 +895,46 @@ impl State {
                     };
                 }
             }
-            JobEvent::Line { text, stream, .. } => {
+            JobEvent::Line {
+                ref text, stream, ..
+            } => {
                 if instance.phase == Phase::Running
                     && !instance.stop_requested()
-                    && let Some(remedy) = instance.matcher.line(&text, stream)
+                    && let Some(remedy) = instance.matcher.line(text, stream)
                 {
                     let after_end = fixup_decision(instance, remedy, now);
                     request_stop(instance, after_end, effects);
-                    return;
+                    return true;
                 }
+                let mut changed = false;
                 if let Ready::Log(pattern) = &instance.job.ready
                     && !instance.ready
-                    && pattern.is_match(&text)
+                    && pattern.is_match(text)
                 {
                     instance.ready = true;
+                    changed = true;
                 }
                 if self.mode == Mode::Up
                     && instance.phase == Phase::Running
-                    && instance.job.restart_on.is_match(&text)
+                    && instance.job.restart_on.is_match(text)
                 {
                     let reason = format!("output matched restart_on: {text}");
                     request_stop(instance, AfterEnd::Restart { reason }, effects);
+                    changed = true;
                 }
+                return changed;
             }
-            JobEvent::Ended { exit } => {
+            JobEvent::Ended { ref exit } => {
                 if !instance.stop_requested()
-                    && let Some(remedy) = instance.matcher.exit(&exit)
+                    && let Some(remedy) = instance.matcher.exit(exit)
                 {
                     instance.after_end = fixup_decision(instance, remedy, now);
                 }
-                let outcome = instance.close_run(now, exit);
+                let outcome = instance.close_run(now, exit.clone());
                 self.after_run(position, outcome, now, effects);
             }
         }
+        true
     }
 
     /// Decides what follows a run that ended with `outcome`.
