@@ -204,7 +204,9 @@ impl<W: Write> Observer for Printer<W> {
                 self.zap_line(id, step_label(step), line);
             }
         }
-        self.state_change(state.mode(), instance);
+        if may_change_label(instance, event) {
+            self.state_change(state.mode(), instance);
+        }
     }
 
     fn overview(&mut self, state: &State) {
@@ -293,6 +295,13 @@ pub fn event_note(instance: &Instance, event: &Event) -> Option<(Option<StepInde
         }
         _ => return None,
     })
+}
+
+/// Whether `event` may have changed what [`state_label`] says: not an output
+/// line, unless it can make its job ready. Output lines are most events, and
+/// naming the state for each would cost more than printing the line.
+pub fn may_change_label(instance: &Instance, event: &Event) -> bool {
+    !matches!(event, Event::Job(JobEvent::Line { .. })) || instance.ready_by_log()
 }
 
 /// A job's state in words, for the lines printed when it changes; `None`

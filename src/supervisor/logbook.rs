@@ -9,7 +9,7 @@ use super::state::{Event, State};
 use crate::config::Plan;
 use crate::control::ReplyTx;
 use crate::control::protocol::{LogEntry, LogLineWire, Reply};
-use crate::headless::{event_note, state_label};
+use crate::headless::{event_note, may_change_label, state_label};
 use crate::logs::{BATCH_LINES, DEFAULT_RING_LINES, LogLine, LogWriter, Ring};
 use crate::model::{InstanceId, StepIndex};
 use crate::transport::decode::JobEvent;
@@ -207,6 +207,9 @@ impl Observer for LogBook {
             for line in text.lines() {
                 self.push(id, LogLine::zap(step, line));
             }
+        }
+        if !may_change_label(instance, event) {
+            return;
         }
         if let Some(label) = state_label(state.mode(), instance) {
             let changed = {

@@ -320,6 +320,11 @@ impl Instance {
         matches!(self.phase, Phase::Done(_))
     }
 
+    /// An output line may make it ready (`ready = { log = … }`).
+    pub fn ready_by_log(&self) -> bool {
+        matches!(self.job.ready, Ready::Log(_))
+    }
+
     /// Its shell may be running on its host.
     pub fn is_live(&self) -> bool {
         matches!(
