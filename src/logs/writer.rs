@@ -226,10 +226,14 @@ impl Worker {
                 }
             };
             match msg {
-                Msg::Line(id, line) => self.write(&id, &line),
+                Msg::Line(id, line) => {
+                    let at = self.sink(&id);
+                    self.write(at, &line);
+                }
                 Msg::Lines(id, lines) => {
+                    let at = self.sink(&id);
                     for line in &lines {
-                        self.write(&id, line);
+                        self.write(at, line);
                     }
                 }
                 Msg::Stop => break,
@@ -244,8 +248,9 @@ impl Worker {
         self.errors
     }
 
-    fn write(&mut self, id: &InstanceId, line: &LogLine) {
-        let at = match self.index.get(id) {
+    /// Where `id`'s file is in `sinks`, added on its first line.
+    fn sink(&mut self, id: &InstanceId) -> usize {
+        match self.index.get(id) {
             Some(&at) => at,
             None => {
                 let at = self.sinks.len();
@@ -253,7 +258,10 @@ impl Worker {
                 self.index.insert(id.clone(), at);
                 at
             }
-        };
+        }
+    }
+
+    fn write(&mut self, at: usize, line: &LogLine) {
         self.record.clear();
         record::encode(line, &mut self.record);
         let sink = &mut self.sinks[at];
