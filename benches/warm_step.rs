@@ -118,14 +118,16 @@ async fn once(
     );
     let watch = async {
         let mut exit = None;
-        while let Some((_, _, event)) = rx.recv().await {
-            match event {
-                Event::Job(JobEvent::Ended { exit: ended }) => exit = Some(ended),
-                Event::Unreachable(reason) | Event::LaunchFailed(reason) => {
-                    return Err(reason);
+        while let Some((_, _, batch)) = rx.recv().await {
+            for event in batch {
+                match event {
+                    Event::Job(JobEvent::Ended { exit: ended }) => exit = Some(ended),
+                    Event::Unreachable(reason) | Event::LaunchFailed(reason) => {
+                        return Err(reason);
+                    }
+                    Event::HostLost(reason) => return Err(format!("host lost: {reason}")),
+                    _ => {}
                 }
-                Event::HostLost(reason) => return Err(format!("host lost: {reason}")),
-                _ => {}
             }
         }
         match exit {

@@ -2,7 +2,7 @@
 //! `HOST SYSTEM.JOB[STEP] | text`, with `!` instead of `|` for stderr and `~`
 //! for zap's own lines about the job.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 
 use crate::model::{InstanceId, StepIndex, Stream};
@@ -21,6 +21,11 @@ pub struct Printer<W: Write> {
     host_width: usize,
     job_width: usize,
     colours: BTreeMap<InstanceId, &'static str>,
+    /// Each instance's painted `HOST JOB[STEP]` and the step it names:
+    /// output lines come by the thousand, their prefix changes once a step.
+    prefixes: HashMap<InstanceId, (Option<StepIndex>, String)>,
+    /// The painted marks of output lines: stdout, stderr, a later piece.
+    marks: [String; 3],
     /// Over-long lines being printed in pieces: bytes so far and pieces.
     split: BTreeMap<(InstanceId, StreamKey), (usize, usize)>,
     /// The state last printed for each instance, so each change prints once.
@@ -61,12 +66,16 @@ impl<W: Write> Printer<W> {
             .enumerate()
             .map(|(position, id)| (id.clone(), PALETTE[position % PALETTE.len()]))
             .collect();
+        let marks =
+            [(DIM, "|"), (RED, "!"), (DIM, "+")].map(|(code, mark)| paint(colour, code, mark));
         Printer {
             out,
             colour,
             host_width,
             job_width,
             colours,
+            prefixes: HashMap::new(),
+            marks,
             split: BTreeMap::new(),
             last_state: BTreeMap::new(),
         }
@@ -77,11 +86,7 @@ impl<W: Write> Printer<W> {
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
-        if self.colour {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
+        paint(self.colour, code, text)
     }
 
     fn prefix(&self, id: &InstanceId, step: Option<String>) -> String {
@@ -119,37 +124,61 @@ impl<W: Write> Printer<W> {
         &mut self,
         id: &InstanceId,
         stream: Stream,
-        step: Option<String>,
+        step: Option<StepIndex>,
         text: &str,
-        cut: &LineCut,
+        cut: LineCut,
     ) {
-        let key = (id.clone(), StreamKey::from(stream));
-        let continues = self.split.contains_key(&key);
+        let key = || (id.clone(), StreamKey::from(stream));
+        // Over-long lines are rare: no key to build for the common line.
+        let continues = !self.split.is_empty() && self.split.contains_key(&key());
         let mark = match (stream, continues) {
-            (Stream::Stdout, false) => self.paint(DIM, "|"),
-            (Stream::Stderr, false) => self.paint(RED, "!"),
+            (Stream::Stdout, false) => &self.marks[0],
+            (Stream::Stderr, false) => &self.marks[1],
             // A later piece of a line too long to keep whole.
-            (_, true) => self.paint(DIM, "+"),
+            (_, true) => &self.marks[2],
         };
-        let line = format!("{} {mark} {text}", self.prefix(id, step.clone()));
-        self.write(&line);
+        if self
+            .prefixes
+            .get(id)
+            .is_none_or(|(made_for, _)| *made_for != step)
+        {
+            let prefix = self.prefix(id, step_label(step));
+            self.prefixes.insert(id.clone(), (step, prefix));
+        }
+        let prefix = self.prefixes.get(id).map_or("", |(_, prefix)| prefix);
+        // Piece by piece into the buffered output: no line assembled first.
+        // A closed stdout (`zap run | head`) must not stop the run.
+        for piece in [prefix, " ", mark, " ", text, "\n"] {
+            let _ = self.out.write_all(piece.as_bytes());
+        }
         match cut {
             LineCut::Split => {
-                let entry = self.split.entry(key).or_insert((0, 0));
+                let entry = self.split.entry(key()).or_insert((0, 0));
                 entry.0 += text.len();
                 entry.1 += 1;
             }
             LineCut::Whole | LineCut::NoNewline => {
-                if let Some((bytes, pieces)) = self.split.remove(&key) {
+                if self.split.is_empty() {
+                    return;
+                }
+                if let Some((bytes, pieces)) = self.split.remove(&key()) {
                     let note = format!(
                         "that line was {} bytes long: shown in {} pieces marked +",
                         bytes + text.len(),
                         pieces + 1
                     );
-                    self.zap_line(id, step, &note);
+                    self.zap_line(id, step_label(step), &note);
                 }
             }
         }
+    }
+}
+
+fn paint(colour: bool, code: &str, text: &str) -> String {
+    if colour {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
     }
 }
 
@@ -169,13 +198,15 @@ impl<W: Write> Observer for Printer<W> {
             cut,
         }) = event
         {
-            self.output_line(id, *stream, step_label(*step), text, cut);
+            self.output_line(id, *stream, *step, text, *cut);
         } else if let Some((step, text)) = event_note(instance, event) {
             for line in text.lines() {
                 self.zap_line(id, step_label(step), line);
             }
         }
-        self.state_change(state.mode(), instance);
+        if may_change_label(instance, event) {
+            self.state_change(state.mode(), instance);
+        }
     }
 
     fn overview(&mut self, state: &State) {
@@ -266,6 +297,13 @@ pub fn event_note(instance: &Instance, event: &Event) -> Option<(Option<StepInde
     })
 }
 
+/// Whether `event` may have changed what [`state_label`] says: not an output
+/// line, unless it can make its job ready. Output lines are most events, and
+/// naming the state for each would cost more than printing the line.
+pub fn may_change_label(instance: &Instance, event: &Event) -> bool {
+    !matches!(event, Event::Job(JobEvent::Line { .. })) || instance.ready_by_log()
+}
+
 /// A job's state in words, for the lines printed when it changes; `None`
 /// for the states whose own lines already say it (starting, running).
 pub fn state_label(mode: Mode, instance: &Instance) -> Option<String> {
@@ -300,5 +338,60 @@ pub fn state_label(mode: Mode, instance: &Instance) -> Option<String> {
         Phase::Fixing { rule, command } => Some(format!("fixing with {rule}: {command}")),
         Phase::Done(_) => crate::summary::outcome_text(instance),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, SourceFile};
+    use crate::model::{HostName, JobName};
+
+    fn line(step: u32, stream: Stream, text: &str, cut: LineCut) -> Event {
+        Event::Job(JobEvent::Line {
+            stream,
+            step: Some(StepIndex(step)),
+            text: text.to_owned(),
+            cut,
+        })
+    }
+
+    #[test]
+    fn output_lines_name_their_step_and_long_lines_are_summed_up() {
+        let sources = [SourceFile::new(
+            "jobs/web.toml",
+            "[jobs.api]\nhost = \"local\"\nsteps = [\"x\", \"y\"]\n",
+        )];
+        let plan = config::load_sources(std::path::Path::new("/nowhere"), &sources).expect("valid");
+        let id = InstanceId {
+            job: JobName {
+                system: "web".into(),
+                job: "api".into(),
+            },
+            host: HostName("local".into()),
+        };
+        let state = State::new(&plan, std::slice::from_ref(&id), Mode::Run);
+        let mut printer = Printer::new(Vec::new(), false, std::slice::from_ref(&id));
+        for event in [
+            line(1, Stream::Stdout, "one", LineCut::Whole),
+            line(1, Stream::Stderr, "oops", LineCut::Whole),
+            line(2, Stream::Stdout, "two", LineCut::Whole),
+            line(2, Stream::Stdout, "abc", LineCut::Split),
+            line(2, Stream::Stdout, "de", LineCut::Whole),
+            line(2, Stream::Stdout, "three", LineCut::NoNewline),
+        ] {
+            printer.event(&state, &id, &event);
+        }
+        let printed = String::from_utf8(printer.into_inner()).expect("UTF-8");
+        assert_eq!(
+            printed,
+            "local web.api[1]  | one\n\
+             local web.api[1]  ! oops\n\
+             local web.api[2]  | two\n\
+             local web.api[2]  | abc\n\
+             local web.api[2]  + de\n\
+             local web.api[2]  ~ that line was 5 bytes long: shown in 2 pieces marked +\n\
+             local web.api[2]  | three\n"
+        );
     }
 }

@@ -5,7 +5,6 @@
 //! `days_from_civil` (proleptic Gregorian), restricted to 1970..=9999 so that
 //! every timestamp has the same 24-character width.
 
-use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The width of a formatted timestamp.
@@ -30,11 +29,30 @@ pub fn format(at: SystemTime, out: &mut String) {
     let in_day = millis % MILLIS_PER_DAY;
     let (hour, minute) = (in_day / 3_600_000, in_day / 60_000 % 60);
     let (second, milli) = (in_day / 1000 % 60, in_day % 1000);
-    // Writing to a String cannot fail.
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{milli:03}Z"
-    );
+    // Digit by digit rather than through `write!`: every log line gets a
+    // timestamp, and the formatting machinery cost more than the rest of
+    // writing the line.
+    let fields = [
+        (year, 4, '-'),
+        (month, 2, '-'),
+        (day, 2, 'T'),
+        (hour, 2, ':'),
+        (minute, 2, ':'),
+        (second, 2, '.'),
+        (milli, 3, 'Z'),
+    ];
+    for (value, width, after) in fields {
+        push_digits(out, value, width);
+        out.push(after);
+    }
+}
+
+/// Appends the last `width` decimal digits of `value`, zero-padded.
+fn push_digits(out: &mut String, value: u64, width: u32) {
+    for place in (0..width).rev() {
+        let digit = value / 10u64.pow(place) % 10;
+        out.push(char::from(b'0' + digit as u8));
+    }
 }
 
 /// Reads what [`format`] writes, and only that: exactly this shape, UTC,

@@ -19,8 +19,13 @@ use std::time::{Duration, Instant};
 use super::{LogLine, files, record};
 use crate::model::InstanceId;
 
-/// How many lines may wait for the writer before `append` blocks.
-const QUEUE_LINES: usize = 1024;
+/// How many batches of lines (see [`LogWriter::append_all`]) may wait for
+/// the writer before `append` blocks; a single appended line is a batch.
+const QUEUE_BATCHES: usize = 64;
+
+/// The most lines [`LogWriter::append_all`] puts in one batch, which bounds
+/// the lines waiting at `QUEUE_BATCHES × BATCH_LINES`.
+pub const BATCH_LINES: usize = 256;
 
 /// The longest a written line waits in a buffer while lines keep coming.
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
@@ -87,6 +92,7 @@ struct Shared {
 
 enum Msg {
     Line(InstanceId, LogLine),
+    Lines(InstanceId, Vec<LogLine>),
     Stop,
     /// Keeps the thread busy, as a slow disk would.
     #[cfg(test)]
@@ -109,7 +115,7 @@ impl LogWriter {
         rotation: Rotation,
         on_error: impl FnMut(&LogError) + Send + 'static,
     ) -> io::Result<LogWriter> {
-        let (queue, lines) = sync_channel(QUEUE_LINES);
+        let (queue, lines) = sync_channel(QUEUE_BATCHES);
         let worker = Worker {
             root: root.clone(),
             rotation,
@@ -134,7 +140,7 @@ impl LogWriter {
     }
 
     /// Hands `line` to the writer for `id`'s file. Returns at once unless
-    /// [`QUEUE_LINES`] lines are waiting already: then it blocks until there
+    /// [`QUEUE_BATCHES`] batches are waiting already: then it blocks until there
     /// is room. That is the back-pressure: output faster than the disk slows
     /// its reader down instead of being lost or piling up in memory.
     ///
@@ -142,6 +148,20 @@ impl LogWriter {
     pub fn append(&self, id: &InstanceId, line: LogLine) {
         // Fails only when stopped, as documented.
         let _ = self.queue.send(Msg::Line(id.clone(), line));
+    }
+
+    /// Hands `lines` of `id`, in order, to the writer as batches of at most
+    /// [`BATCH_LINES`]: a fast job's output costs the writer thread one
+    /// wake-up per batch, not per line. Blocks as `append` does.
+    pub fn append_all(&self, id: &InstanceId, mut lines: Vec<LogLine>) {
+        while lines.len() > BATCH_LINES {
+            let rest = lines.split_off(BATCH_LINES);
+            let _ = self.queue.send(Msg::Lines(id.clone(), lines));
+            lines = rest;
+        }
+        if !lines.is_empty() {
+            let _ = self.queue.send(Msg::Lines(id.clone(), lines));
+        }
     }
 
     /// Writes every line appended before, closes the files and ends the
@@ -206,7 +226,16 @@ impl Worker {
                 }
             };
             match msg {
-                Msg::Line(id, line) => self.write(id, &line),
+                Msg::Line(id, line) => {
+                    let at = self.sink(&id);
+                    self.write(at, &line);
+                }
+                Msg::Lines(id, lines) => {
+                    let at = self.sink(&id);
+                    for line in &lines {
+                        self.write(at, line);
+                    }
+                }
                 Msg::Stop => break,
                 #[cfg(test)]
                 Msg::Stall(time) => thread::sleep(time),
@@ -219,16 +248,20 @@ impl Worker {
         self.errors
     }
 
-    fn write(&mut self, id: InstanceId, line: &LogLine) {
-        let at = match self.index.get(&id) {
+    /// Where `id`'s file is in `sinks`, added on its first line.
+    fn sink(&mut self, id: &InstanceId) -> usize {
+        match self.index.get(id) {
             Some(&at) => at,
             None => {
                 let at = self.sinks.len();
-                self.sinks.push(Sink::new(files::log_path(&self.root, &id)));
-                self.index.insert(id, at);
+                self.sinks.push(Sink::new(files::log_path(&self.root, id)));
+                self.index.insert(id.clone(), at);
                 at
             }
-        };
+        }
+    }
+
+    fn write(&mut self, at: usize, line: &LogLine) {
         self.record.clear();
         record::encode(line, &mut self.record);
         let sink = &mut self.sinks[at];

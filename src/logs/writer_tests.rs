@@ -167,7 +167,7 @@ async fn append_returns_while_the_writer_is_busy() {
         let writer = writer.clone();
         let id = id.clone();
         tokio::spawn(async move {
-            for n in 0..QUEUE_LINES / 2 {
+            for n in 0..QUEUE_BATCHES / 2 {
                 writer.append(&id, out(1, n.to_string()));
             }
         })
@@ -178,7 +178,7 @@ async fn append_returns_while_the_writer_is_busy() {
     // The lines were queued, not written: the thread is still asleep.
     assert!(!log_path(dir.path(), &id).exists());
     assert!(writer.flush_and_stop().is_empty());
-    assert_eq!(read(dir.path(), &id).len(), QUEUE_LINES / 2);
+    assert_eq!(read(dir.path(), &id).len(), QUEUE_BATCHES / 2);
 }
 
 #[test]
@@ -188,7 +188,7 @@ fn a_full_queue_blocks_the_sender_and_loses_nothing() {
     let writer = LogWriter::start(dir.path().to_path_buf()).expect("start");
     writer.stall(Duration::from_millis(300));
     let began = Instant::now();
-    for n in 0..QUEUE_LINES * 3 {
+    for n in 0..QUEUE_BATCHES * 3 {
         writer.append(&id, out(1, n.to_string()));
     }
     assert!(
@@ -196,7 +196,7 @@ fn a_full_queue_blocks_the_sender_and_loses_nothing() {
         "no back-pressure"
     );
     assert!(writer.flush_and_stop().is_empty());
-    assert_eq!(read(dir.path(), &id).len(), QUEUE_LINES * 3);
+    assert_eq!(read(dir.path(), &id).len(), QUEUE_BATCHES * 3);
 }
 
 #[test]

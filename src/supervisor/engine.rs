@@ -21,9 +21,10 @@ use crate::transport::escape::quote;
 use crate::transport::host::Transport;
 use crate::transport::local::LocalHost;
 
-/// How many events may wait for the supervisor. A job that floods output is
-/// slowed down at its own channel when this fills, never dropped.
-const EVENT_QUEUE: usize = 1024;
+/// How many batches of events (each up to `BATCH_EVENTS`) may wait for the
+/// supervisor. A job that floods output is slowed down at its own channel
+/// when this fills, never dropped.
+const EVENT_QUEUE: usize = 64;
 
 /// Polls waiting for the supervisor; a slow loop skips none, pollers wait.
 const STATS_QUEUE: usize = 64;
@@ -184,10 +185,16 @@ pub async fn supervise(
             }
         };
         tokio::select! {
-            Some((id, generation, event)) = events.recv() => {
-                engine.handle(&mut state, observer, &id, generation, event);
-                while let Ok((id, generation, event)) = events.try_recv() {
-                    engine.handle(&mut state, observer, &id, generation, event);
+            Some((id, generation, batch)) = events.recv() => {
+                engine.handle_all(&mut state, observer, &id, generation, &batch);
+                // What waits already, but no more than a queue's worth: a
+                // job flooding as fast as this loop drains must not keep it
+                // from signals, requests and timers.
+                for _ in 0..EVENT_QUEUE {
+                    let Ok((id, generation, batch)) = events.try_recv() else {
+                        break;
+                    };
+                    engine.handle_all(&mut state, observer, &id, generation, &batch);
                 }
             }
             Some(polled) = stats.recv() => {
@@ -202,7 +209,7 @@ pub async fn supervise(
                 Some(Request::Apply { targets, event }) => {
                     for id in targets {
                         let generation = state.instance(&id).map_or(0, |instance| instance.generation);
-                        engine.handle(&mut state, observer, &id, generation, event.clone());
+                        engine.handle(&mut state, observer, &id, generation, &event);
                     }
                 }
                 Some(Request::ShutDown { reason }) => {
@@ -303,23 +310,36 @@ struct Engine<'a> {
 }
 
 impl Engine<'_> {
+    fn handle_all(
+        &mut self,
+        state: &mut State,
+        observer: &mut dyn Observer,
+        id: &InstanceId,
+        generation: u64,
+        batch: &[Event],
+    ) {
+        for event in batch {
+            self.handle(state, observer, id, generation, event);
+        }
+    }
+
     fn handle(
         &mut self,
         state: &mut State,
         observer: &mut dyn Observer,
         id: &InstanceId,
         generation: u64,
-        event: Event,
+        event: &Event,
     ) {
-        if let Event::Job(crate::transport::decode::JobEvent::Spawned { pgid, .. }) = &event {
+        if let Event::Job(crate::transport::decode::JobEvent::Spawned { pgid, .. }) = event {
             self.pgids.insert(id.clone(), *pgid);
         }
         let lost_host = matches!(event, Event::HostLost(_) | Event::Unreachable(_));
         if matches!(event, Event::HostBack) {
             self.reconnecting.remove(&id.host);
         }
-        let effects = state.apply(id, generation, event.clone(), std::time::Instant::now());
-        observer.event(state, id, &event);
+        let effects = state.apply(id, generation, event, std::time::Instant::now());
+        observer.event(state, id, event);
         self.carry_out(effects);
         if lost_host && state.mode() == Mode::Up && !state.is_shutting_down() {
             self.reconnect(&id.host, state);
@@ -354,7 +374,7 @@ impl Engine<'_> {
                     let events = self.events_tx.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(after).await;
-                        let _ = events.send((id, generation, Event::Wake(why))).await;
+                        let _ = events.send((id, generation, vec![Event::Wake(why)])).await;
                     });
                 }
                 Effect::Probe {
@@ -371,7 +391,9 @@ impl Engine<'_> {
                             transport.run_capture(&command).await,
                             Ok((exit, _, _)) if exit.is_success()
                         );
-                        let _ = events.send((id, generation, Event::ProbeDone(ok))).await;
+                        let _ = events
+                            .send((id, generation, vec![Event::ProbeDone(ok)]))
+                            .await;
                     });
                 }
                 Effect::Remedy {
@@ -396,7 +418,7 @@ impl Engine<'_> {
                     tokio::spawn(async move {
                         let (exit, output) = run_remedy(&transport, &remedy, &env).await;
                         let done = Event::RemedyDone { exit, output };
-                        let _ = events.send((id, generation, done)).await;
+                        let _ = events.send((id, generation, vec![done])).await;
                     });
                 }
             }
@@ -454,7 +476,7 @@ impl Engine<'_> {
                 }
             }
             for (id, _, generation) in instances {
-                let _ = events.send((id, generation, Event::HostBack)).await;
+                let _ = events.send((id, generation, vec![Event::HostBack])).await;
             }
         });
     }

@@ -13,8 +13,14 @@ use crate::transport::pty;
 use crate::transport::script::{self, Nonce};
 use crate::transport::{CHUNK_QUEUE, Chunk, TransportError};
 
-/// An event about one run (generation) of one instance.
-pub type Addressed = (InstanceId, u64, Event);
+/// Events about one run (generation) of one instance, in order. A job's
+/// output comes as one batch per chunk read, so a fast job costs one send
+/// and one wake-up of the supervisor per chunk, not per line.
+pub type Addressed = (InstanceId, u64, Vec<Event>);
+
+/// The most events in one batch, so a huge chunk of short lines does not
+/// hold the supervisor for long at once.
+pub const BATCH_EVENTS: usize = 256;
 
 /// What every job of one zap run shares.
 #[derive(Debug, Clone)]
@@ -48,16 +54,16 @@ pub async fn run_instance(
     let launch =
         script::launch_command_with(&base, RUN_ID_VARIABLE, &context.run_id).unwrap_or(base);
     let (tx, mut chunks) = mpsc::channel(CHUNK_QUEUE);
-    let send = |event: Event| events.send((id.clone(), generation, event));
+    let send = |batch: Vec<Event>| events.send((id.clone(), generation, batch));
     if let Err(error) = transport.launch(&launch, script, job.pty, tx).await {
         let event = match error {
             TransportError::Spawn(reason) => Event::LaunchFailed(reason),
             other => Event::Unreachable(other.to_string()),
         };
-        let _ = send(event).await;
+        let _ = send(vec![event]).await;
         return;
     }
-    if send(Event::Launched).await.is_err() {
+    if send(vec![Event::Launched]).await.is_err() {
         return;
     }
     let mut decoder = Decoder::new(nonce);
@@ -69,6 +75,7 @@ pub async fn run_instance(
             _ => None,
         };
         decoder.feed(chunk, &mut decoded);
+        let mut batch = Vec::with_capacity(decoded.len().min(BATCH_EVENTS));
         for event in decoded.drain(..) {
             let event = match (event, &lost) {
                 (JobEvent::Ended { .. }, Some(reason)) => Event::HostLost(reason.clone()),
@@ -78,16 +85,20 @@ pub async fn run_instance(
                 event,
                 Event::Job(JobEvent::Ended { .. }) | Event::HostLost(_)
             );
-            if send(event).await.is_err() {
+            batch.push(event);
+            if batch.len() == BATCH_EVENTS && send(std::mem::take(&mut batch)).await.is_err() {
                 return;
             }
+        }
+        if !batch.is_empty() && send(batch).await.is_err() {
+            return;
         }
     }
     if !ended {
         // The transport's task died without an exit: say so, never "0".
-        let _ = send(Event::Job(JobEvent::Ended {
+        let _ = send(vec![Event::Job(JobEvent::Ended {
             exit: ExitInfo::Unknown,
-        }))
+        })])
         .await;
     }
 }

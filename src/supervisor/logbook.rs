@@ -9,8 +9,8 @@ use super::state::{Event, State};
 use crate::config::Plan;
 use crate::control::ReplyTx;
 use crate::control::protocol::{LogEntry, LogLineWire, Reply};
-use crate::headless::{event_note, state_label};
-use crate::logs::{DEFAULT_RING_LINES, LogLine, LogWriter, Ring};
+use crate::headless::{event_note, may_change_label, state_label};
+use crate::logs::{BATCH_LINES, DEFAULT_RING_LINES, LogLine, LogWriter, Ring};
 use crate::model::{InstanceId, StepIndex};
 use crate::transport::decode::JobEvent;
 
@@ -26,6 +26,11 @@ struct Inner {
     rings: BTreeMap<InstanceId, Ring>,
     followers: Vec<Follower>,
     writer: Option<LogWriter>,
+    /// Lines not yet handed to the writer, in order, grouped by instance:
+    /// they go over in batches, when the supervisor is idle or enough
+    /// wait, so a fast job costs the writer thread few wake-ups.
+    unwritten: Vec<(InstanceId, Vec<LogLine>)>,
+    unwritten_lines: usize,
     /// The state last noted for each instance, so each change is noted once.
     last_state: BTreeMap<InstanceId, String>,
 }
@@ -53,6 +58,8 @@ impl LogBook {
                 rings,
                 followers: Vec::new(),
                 writer,
+                unwritten: Vec::new(),
+                unwritten_lines: 0,
                 last_state: BTreeMap::new(),
             })),
         }
@@ -65,9 +72,10 @@ impl LogBook {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Keeps `line` of instance `id` and passes it to its followers.
+    /// Keeps `line` of instance `id` and passes it to its followers; it goes
+    /// to disk with the next batch.
     pub fn push(&self, id: &InstanceId, line: LogLine) {
-        let (line, writer) = {
+        let batch_full = {
             let mut inner = self.lock();
             let Some(ring) = inner.rings.get_mut(id) else {
                 return;
@@ -84,12 +92,33 @@ impl LogBook {
                     follower.reply.send(Reply::Line(entry.clone()))
                 });
             }
-            (line, inner.writer.clone())
+            if inner.writer.is_some() {
+                match inner.unwritten.last_mut() {
+                    Some((last, lines)) if last == id => lines.push(line),
+                    _ => inner.unwritten.push((id.clone(), vec![line])),
+                }
+                inner.unwritten_lines += 1;
+            }
+            inner.unwritten_lines >= BATCH_LINES
         };
-        // Outside the lock: a full disk queue makes `append` wait, and the
-        // control socket's handler must not wait with it.
+        if batch_full {
+            self.hand_over();
+        }
+    }
+
+    /// Hands the lines not yet written to the writer.
+    fn hand_over(&self) {
+        let (writer, unwritten) = {
+            let mut inner = self.lock();
+            inner.unwritten_lines = 0;
+            (inner.writer.clone(), std::mem::take(&mut inner.unwritten))
+        };
+        // Outside the lock: a full disk queue makes `append_all` wait, and
+        // the control socket's handler must not wait with it.
         if let Some(writer) = writer {
-            writer.append(id, line);
+            for (id, lines) in unwritten {
+                writer.append_all(&id, lines);
+            }
         }
     }
 
@@ -129,6 +158,7 @@ impl LogBook {
 
     /// Flushes the files and stops the writer.
     pub fn close(&self) -> Vec<String> {
+        self.hand_over();
         let writer = self.lock().writer.take();
         writer
             .map(|writer| {
@@ -178,6 +208,9 @@ impl Observer for LogBook {
                 self.push(id, LogLine::zap(step, line));
             }
         }
+        if !may_change_label(instance, event) {
+            return;
+        }
         if let Some(label) = state_label(state.mode(), instance) {
             let changed = {
                 let mut inner = self.lock();
@@ -191,6 +224,10 @@ impl Observer for LogBook {
                 self.push(id, LogLine::zap(None, label));
             }
         }
+    }
+
+    fn idle(&mut self) {
+        self.hand_over();
     }
 }
 

@@ -4,6 +4,7 @@
 //! backoff, dependencies, stop order) are tested with scripted events.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::{Job, Plan, Ready, RestartPolicy};
@@ -320,6 +321,11 @@ impl Instance {
         matches!(self.phase, Phase::Done(_))
     }
 
+    /// An output line may make it ready (`ready = { log = … }`).
+    pub fn ready_by_log(&self) -> bool {
+        matches!(self.job.ready, Ready::Log(_))
+    }
+
     /// Its shell may be running on its host.
     pub fn is_live(&self) -> bool {
         matches!(
@@ -454,12 +460,26 @@ fn mark_pending_skipped(instance: &mut Instance) {
     }
 }
 
+/// The position of the instance last looked up by id. Events come in
+/// batches about one instance, each looked up by the engine and again by
+/// every observer: checking the last one first spares a map search each.
+/// Atomic, so that `State` can still be shared between threads.
+#[derive(Debug, Default)]
+struct LastFound(AtomicUsize);
+
+impl Clone for LastFound {
+    fn clone(&self) -> Self {
+        LastFound(AtomicUsize::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
 /// Every instance zap was asked to run, in the order they were selected.
 #[derive(Debug, Clone)]
 pub struct State {
     mode: Mode,
     instances: Vec<Instance>,
     by_id: BTreeMap<InstanceId, usize>,
+    last_found: LastFound,
     /// The last poll of each host.
     hosts: BTreeMap<HostName, HostStats>,
     /// zap is shutting down: stop everything, dependents first. The flag
@@ -490,6 +510,7 @@ impl State {
             mode,
             instances,
             by_id,
+            last_found: LastFound::default(),
             hosts: BTreeMap::new(),
             shutting_down: None,
         }
@@ -504,7 +525,21 @@ impl State {
     }
 
     pub fn instance(&self, id: &InstanceId) -> Option<&Instance> {
-        self.instances.get(*self.by_id.get(id)?)
+        self.instances.get(self.position(id)?)
+    }
+
+    fn position(&self, id: &InstanceId) -> Option<usize> {
+        let last = self.last_found.0.load(Ordering::Relaxed);
+        if self
+            .instances
+            .get(last)
+            .is_some_and(|instance| &instance.id == id)
+        {
+            return Some(last);
+        }
+        let position = *self.by_id.get(id)?;
+        self.last_found.0.store(position, Ordering::Relaxed);
+        Some(position)
     }
 
     /// Nothing runs and nothing will start by itself: `zap run` is over, or
@@ -638,36 +673,47 @@ impl State {
     }
 
     /// Applies an event about instance `id`, seen during its run `generation`
-    /// (events of an older run are ignored).
+    /// (events of an older run are ignored). The event may be lent: the
+    /// supervisor shows it to its observers afterwards, and output lines are
+    /// too many to copy.
     pub fn apply(
         &mut self,
         id: &InstanceId,
         generation: u64,
-        event: Event,
+        event: impl std::borrow::Borrow<Event>,
         now: Instant,
     ) -> Vec<Effect> {
-        let Some(&position) = self.by_id.get(id) else {
+        let event = event.borrow();
+        let Some(position) = self.position(id) else {
             return Vec::new();
         };
         let mut effects = Vec::new();
         let instance = &mut self.instances[position];
-        if generation != instance.generation && is_about_a_run(&event) {
+        if generation != instance.generation && is_about_a_run(event) {
             return effects;
         }
         match event {
             Event::Launched => {}
-            Event::Job(job_event) => self.apply_job_event(position, job_event, now, &mut effects),
+            Event::Job(job_event) => {
+                let changed = self.apply_job_event(position, job_event, now, &mut effects);
+                if !changed {
+                    // Most output lines: nothing to start or stop, and with
+                    // hundreds of jobs looking over all of them per line
+                    // would cost more than the line itself.
+                    return effects;
+                }
+            }
             Event::Unreachable(reason) => {
                 instance.ended = Some(now);
                 mark_pending_skipped(instance);
-                instance.phase = Phase::Done(Outcome::Unreachable(reason));
+                instance.phase = Phase::Done(Outcome::Unreachable(reason.clone()));
                 // In `zap up` the host may come back: HostBack restarts it.
             }
             Event::LaunchFailed(reason) => {
                 let outcome = Outcome::Failed {
                     step: None,
                     exit: ExitInfo::Unknown,
-                    reason: Some(reason),
+                    reason: Some(reason.clone()),
                 };
                 instance.ended = Some(now);
                 mark_pending_skipped(instance);
@@ -710,10 +756,10 @@ impl State {
                     _ => {}
                 }
             }
-            Event::Wake(why) => self.wake(position, why, now, &mut effects),
+            Event::Wake(why) => self.wake(position, *why, now, &mut effects),
             Event::ProbeDone(ok) => {
                 let instance = &mut self.instances[position];
-                if ok {
+                if *ok {
                     instance.ready = true;
                 } else if let (Ready::Probe { every, .. }, Phase::Running) =
                     (&instance.job.ready, &instance.phase)
@@ -733,15 +779,15 @@ impl State {
                 Phase::Starting | Phase::Running => request_stop(
                     instance,
                     AfterEnd::Stop {
-                        reason,
-                        counts_as_failure,
+                        reason: reason.clone(),
+                        counts_as_failure: *counts_as_failure,
                     },
                     &mut effects,
                 ),
                 Phase::Stopping => {
                     instance.after_end = AfterEnd::Stop {
-                        reason,
-                        counts_as_failure,
+                        reason: reason.clone(),
+                        counts_as_failure: *counts_as_failure,
                     };
                 }
                 Phase::Done(_) => {}
@@ -752,14 +798,14 @@ impl State {
                 | Phase::Fixing { .. } => {
                     instance.ended = Some(now);
                     mark_pending_skipped(instance);
-                    instance.phase = Phase::Done(if counts_as_failure {
+                    instance.phase = Phase::Done(if *counts_as_failure {
                         Outcome::Failed {
                             step: None,
                             exit: ExitInfo::Unknown,
-                            reason: Some(reason),
+                            reason: Some(reason.clone()),
                         }
                     } else {
-                        Outcome::Stopped(reason)
+                        Outcome::Stopped(reason.clone())
                     });
                 }
             },
@@ -767,9 +813,14 @@ impl State {
                 instance.attempts.reset();
                 match instance.phase {
                     Phase::Starting | Phase::Running => {
+                        let reason = reason.clone();
                         request_stop(instance, AfterEnd::Restart { reason }, &mut effects);
                     }
-                    Phase::Stopping => instance.after_end = AfterEnd::Restart { reason },
+                    Phase::Stopping => {
+                        instance.after_end = AfterEnd::Restart {
+                            reason: reason.clone(),
+                        }
+                    }
                     Phase::Pending | Phase::Waiting(_) | Phase::Lost | Phase::Fixing { .. } => {}
                     Phase::Backoff { .. } | Phase::Done(_) => {
                         instance.failures_in_a_row = 0;
@@ -781,12 +832,12 @@ impl State {
             Event::RemedyDone { exit, .. } => {
                 let healed = instance.remedy_due.take().is_some_and(|remedy| {
                     instance.attempts.finished(&remedy, now);
-                    remedy.healed(&exit)
+                    remedy.healed(exit)
                 });
                 if let Some(record) = instance.fixups.last_mut()
                     && record.exit.is_none()
                 {
-                    record.exit = Some(exit);
+                    record.exit = Some(exit.clone());
                     record.healed = healed;
                 }
                 if matches!(instance.phase, Phase::Fixing { .. }) {
@@ -802,7 +853,7 @@ impl State {
                     effects.push(Effect::Signal {
                         id: instance.id.clone(),
                         pgid,
-                        signal,
+                        signal: *signal,
                     });
                 }
             }
@@ -820,15 +871,17 @@ impl State {
         effects
     }
 
+    /// Returns whether the event may have changed what can start or must
+    /// stop; only an output line that matched nothing did not.
     fn apply_job_event(
         &mut self,
         position: usize,
-        event: JobEvent,
+        event: &JobEvent,
         now: Instant,
         effects: &mut Vec<Effect>,
-    ) {
+    ) -> bool {
         let instance = &mut self.instances[position];
-        match event {
+        match *event {
             JobEvent::Spawned { pid, pgid } => {
                 instance.pid = Some(pid);
                 instance.pgid = Some(pgid);
@@ -881,39 +934,46 @@ impl State {
                     };
                 }
             }
-            JobEvent::Line { text, stream, .. } => {
+            JobEvent::Line {
+                ref text, stream, ..
+            } => {
                 if instance.phase == Phase::Running
                     && !instance.stop_requested()
-                    && let Some(remedy) = instance.matcher.line(&text, stream)
+                    && let Some(remedy) = instance.matcher.line(text, stream)
                 {
                     let after_end = fixup_decision(instance, remedy, now);
                     request_stop(instance, after_end, effects);
-                    return;
+                    return true;
                 }
+                let mut changed = false;
                 if let Ready::Log(pattern) = &instance.job.ready
                     && !instance.ready
-                    && pattern.is_match(&text)
+                    && pattern.is_match(text)
                 {
                     instance.ready = true;
+                    changed = true;
                 }
                 if self.mode == Mode::Up
                     && instance.phase == Phase::Running
-                    && instance.job.restart_on.is_match(&text)
+                    && instance.job.restart_on.is_match(text)
                 {
                     let reason = format!("output matched restart_on: {text}");
                     request_stop(instance, AfterEnd::Restart { reason }, effects);
+                    changed = true;
                 }
+                return changed;
             }
-            JobEvent::Ended { exit } => {
+            JobEvent::Ended { ref exit } => {
                 if !instance.stop_requested()
-                    && let Some(remedy) = instance.matcher.exit(&exit)
+                    && let Some(remedy) = instance.matcher.exit(exit)
                 {
                     instance.after_end = fixup_decision(instance, remedy, now);
                 }
-                let outcome = instance.close_run(now, exit);
+                let outcome = instance.close_run(now, exit.clone());
                 self.after_run(position, outcome, now, effects);
             }
         }
+        true
     }
 
     /// Decides what follows a run that ended with `outcome`.

@@ -273,7 +273,7 @@ impl LineBuffer {
 /// for the end of the line or a marker.
 fn scan(buf: &[u8], mut from: usize, prefix: &[u8]) -> Found {
     loop {
-        let Some(offset) = buf[from..].iter().position(|&b| b == b'\n' || b == b'@') else {
+        let Some(offset) = memchr::memchr2(b'\n', b'@', &buf[from..]) else {
             // A `\r` at the very end may be half of a `\r\n`: keep it
             // out of a `Split` piece so splitting does not depend on
             // where chunks were cut.
@@ -300,7 +300,7 @@ fn scan(buf: &[u8], mut from: usize, prefix: &[u8]) -> Found {
         }
         let body = &rest[prefix.len()..];
         let window = &body[..body.len().min(MARKER_BODY_MAX)];
-        match window.iter().position(|&b| b == b'\n') {
+        match memchr::memchr(b'\n', window) {
             Some(end) => {
                 if let Some(marker) = Marker::parse(&window[..end]) {
                     return Found::Marker {
@@ -368,8 +368,14 @@ fn cut_point(line: &[u8]) -> usize {
 }
 
 fn text(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    if text.contains('\0') {
+    // Nearly all output is valid UTF-8, which the strict check confirms much
+    // faster than the lossy decoder's character-by-character walk.
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    };
+    // The lossy decoder makes no NUL of its own: looking at the bytes is enough.
+    if memchr::memchr(0, bytes).is_some() {
         text.replace('\0', "\u{FFFD}")
     } else {
         text.into_owned()
