@@ -113,22 +113,39 @@ function host_figures(   file, line, f, cpus, total, avail, free, buffers, cache
 # printed again without parsing or reading statm. Every `refresh` polls
 # (staggered by pid) each one is read afresh, to catch pages reclaimed
 # from a sleeping process.
-function proc_table(   cmd, list, n, dirs, i, dir, file, s, line, open, c, tail, comm, k, a, f, p, fresh, res, out) {
-    cmd = lead "echo " root "/[0-9]*" wait
+#
+# Processes new since the last poll are read by one grep, not by getline:
+# a process may end between the opening of its file and the reading,
+# which grep reports and goes past, where mawk stops with "read error".
+# New processes are the ones that end that fast (a loop forking short
+# commands); a grep per poll for all would double the cost.
+function proc_table(   cmd, list, n, dirs, i, dir, file, s, line, p, fresh, fresh_files, c, statm, text, news, fresh_pids, own) {
+    # The sh says its own pid first: it belongs to this poll, a new process each
+    # time, and never part of a job; leaving it out spares a grep per poll.
+    cmd = lead "echo $$ " root "/[0-9]*" wait
     list = ""
     if (!told(cmd) || (cmd | getline list) <= 0) { close(cmd); return "" }
     begin_snapshot()
     print "h proc", tck, page
     host_figures()
     n = split(list, dirs, " ")
+    own = root "/" dirs[1]
+    fresh_files = ""
+    news = 0
     for (i = 1; i <= n; i++) {
         dir = dirs[i]
+        if (i == 1 || dir == own) continue
         p = substr(dir, length(root) + 2)
         fresh = (seq + p) % refresh == 0
         # A kernel thread is never part of a job: it is left out. Real
         # hosts have hundreds of them.
         if ((p in kernel) && !fresh) { kernel[p] = seq; continue }
         if (p in skip) { skip[p] = seq; continue }
+        if (!(p in seen)) {
+            fresh_files = fresh_files " " dir "/stat " dir "/statm"
+            fresh_pids[++news] = p
+            continue
+        }
         file = dir "/stat"
         s = ""
         getline s < file
@@ -142,36 +159,66 @@ function proc_table(   cmd, list, n, dirs, i, dir, file, s, line, open, c, tail,
             seen[p] = seq
             continue
         }
-        # The comm is inside the outermost parens: up to the LAST ")".
-        # (Splitting on ")" costs a third of a regular expression.)
-        open = index(s, "(")
-        c = split(s, a, ")")
-        if (open < 2 || c < 2) continue
-        tail = a[c]
-        comm = substr(s, open + 1, length(s) - length(tail) - open - 1)
-        # The fields up to rss (the 22nd after the comm) fit in 160
-        # characters but for huge counters: split the rest only then.
-        k = split(substr(tail, 1, 160), a, " ")
-        if (k < 23) { k = split(tail, a, " "); if (k < 22) continue }
-        # No memory and not a zombie: a kernel thread.
-        if (a[21] == 0 && a[1] != "Z") { kernel[p] = seq; continue }
-        if (a[21] == 0) res = 0
-        else {
-            split(first_line(dir "/statm"), f, " ")
-            res = f[2] == "" ? a[22] : f[2]
+        take(p, s, "")
+    }
+    if (fresh_files != "") {
+        split("", stat)
+        split("", statm)
+        file = "grep -H . " fresh_files " 2>/dev/null"
+        # ROOT/PID/stat:TEXT and ROOT/PID/statm:TEXT; a stat cut by a
+        # newline in its comm comes as two lines of the same file.
+        while ((file | getline line) > 0) {
+            c = index(line, ":")
+            if (c == 0) continue
+            text = substr(line, c + 1)
+            line = substr(line, length(root) + 2, c - length(root) - 2)
+            if (line ~ /\/statm$/) statm[substr(line, 1, length(line) - 6)] = text
+            else if (line ~ /\/stat$/) {
+                p = substr(line, 1, length(line) - 5)
+                stat[p] = (p in stat) ? stat[p] " " text : text
+            }
         }
-        # utime stime cutime cstime: the last two are the CPU time of the
-        # reaped children, where children too short for any poll to see go.
-        out = "P " p " " a[1] " " a[2] " " a[3] " " a[4] " " a[12] " " a[13] " " a[14] " " a[15] " " a[20] " " res " " comm
-        print out
-        last_stat[p] = s
-        last_out[p] = out
-        seen[p] = seq
+        close(file)
+        for (i = 1; i <= news; i++) {
+            p = fresh_pids[i]
+            if (p in stat) take(p, stat[p], (p in statm) ? statm[p] : "")
+        }
     }
     for (p in kernel) if (kernel[p] != seq) delete kernel[p]
     for (p in skip) if (skip[p] != seq) delete skip[p]
     for (p in seen) if (seen[p] != seq) { delete seen[p]; delete last_stat[p]; delete last_out[p] }
     return cmd
+}
+
+# Parses the stat line `s` of process `p` and prints its process line;
+# `statm` is its statm line when already read.
+function take(p, s, statm,   open, c, a, tail, comm, k, f, res, out) {
+    # The comm is inside the outermost parens: up to the LAST ")".
+    # (Splitting on ")" costs a third of a regular expression.)
+    open = index(s, "(")
+    c = split(s, a, ")")
+    if (open < 2 || c < 2) return
+    tail = a[c]
+    comm = substr(s, open + 1, length(s) - length(tail) - open - 1)
+    # The fields up to rss (the 22nd after the comm) fit in 160
+    # characters but for huge counters: split the rest only then.
+    k = split(substr(tail, 1, 160), a, " ")
+    if (k < 23) { k = split(tail, a, " "); if (k < 22) return }
+    # No memory and not a zombie: a kernel thread.
+    if (a[21] == 0 && a[1] != "Z") { kernel[p] = seq; return }
+    if (a[21] == 0) res = 0
+    else {
+        if (statm == "") statm = first_line(root "/" p "/statm")
+        split(statm, f, " ")
+        res = f[2] == "" ? a[22] : f[2]
+    }
+    # utime stime cutime cstime: the last two are the CPU time of the
+    # reaped children, where children too short for any poll to see go.
+    out = "P " p " " a[1] " " a[2] " " a[3] " " a[4] " " a[12] " " a[13] " " a[14] " " a[15] " " a[20] " " res " " comm
+    print out
+    last_stat[p] = s
+    last_out[p] = out
+    seen[p] = seq
 }
 
 # Where /proc is missing: ps, whose CPU time has a resolution of 1 s

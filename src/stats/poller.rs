@@ -599,7 +599,7 @@ mod tests {
             }
         }
 
-        /// The pids of the snapshot that `line` asks for.
+        /// The pids of the snapshot that `line` asks for, in order.
         fn poll(&mut self, line: &str) -> Vec<u32> {
             use std::io::{BufRead, Write};
             self.stdin.write_all(line.as_bytes()).expect("a line");
@@ -620,7 +620,9 @@ mod tests {
             }
             let taken = snapshots(&self.nonce, &text);
             assert_eq!(taken.len(), 1, "{text}");
-            taken[0].processes.iter().map(|p| p.pid).collect()
+            let mut pids: Vec<u32> = taken[0].processes.iter().map(|p| p.pid).collect();
+            pids.sort_unstable();
+            pids
         }
     }
 
@@ -734,6 +736,23 @@ mod tests {
             ..taken.clone()
         };
         assert_eq!(settled_outside(&ps, &stats, &[]), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn processes_ending_while_they_are_read_never_stop_the_poller() {
+        // Thousands of processes a second start and end beside the poller:
+        // some end between the opening of their files and the reading.
+        let mut churn = std::process::Command::new("/bin/sh")
+            .args(["-c", "while :; do /bin/true & /bin/true & wait; done"])
+            .spawn()
+            .expect("start the churn");
+        let mut script = PollScript::new("fe".repeat(16), Duration::from_secs(60));
+        script.fed = true;
+        let (stdout, stderr, ok) = run_fed(&script, 300);
+        let _ = churn.kill();
+        let _ = churn.wait();
+        assert!(ok, "{stderr}");
+        assert_eq!(snapshots(&script.nonce, &stdout).len(), 300, "{stderr}");
     }
 
     #[test]
