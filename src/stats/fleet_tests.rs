@@ -86,6 +86,19 @@ async fn start_job(transport: &Transport, body: &str) -> Job {
     }
 }
 
+/// A failed assertion must not leave a busy loop spinning in the
+/// container: it would take the CPU the next tests measure.
+impl Drop for Job {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = std::process::Command::new("docker")
+                .args(["exec", &format!("zaptest-{HOST}"), "kill", "-KILL", "--"])
+                .arg(format!("-{}", self.pid))
+                .status();
+        }
+    }
+}
+
 async fn kill_job(transport: &Transport, job: &Job) {
     let _ = transport.signal_group(job.pid, Signal::Kill).await;
 }
