@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::keys::{Key, KeyName};
 use super::news::News;
 use super::output::{self, OutputWindow};
+use super::pacer::Pacer;
 use super::pty::PtyView;
 use super::render::Frame;
 use super::snapshot::Snapshot;
@@ -30,8 +31,6 @@ use crate::supervisor::Event;
 use crate::supervisor::engine::{Request, request_for_action};
 use crate::supervisor::logbook::LogBook;
 
-/// The shortest time between two frames (and two snapshots): ~30 a second.
-const FRAME: Duration = Duration::from_millis(33);
 /// Clocks on screen (uptime, backoff) move even when nothing happens.
 const CLOCK: Duration = Duration::from_secs(1);
 /// How long a job's failure stays in the strip.
@@ -147,6 +146,14 @@ async fn answer(pending: &mut Option<oneshot::Receiver<Snapshot>>) -> Option<Sna
     }
 }
 
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs the UI until `stop` fires (the supervisor loop has ended).
 pub async fn run(
     news: Arc<News>,
@@ -173,31 +180,20 @@ pub async fn run(
     let mut input_open = true;
     let mut clock = tokio::time::interval(CLOCK);
     let mut pending: Option<oneshot::Receiver<Snapshot>> = None;
-    let mut state_changed = true;
-    let mut need_draw = false;
-    let mut next_slot = tokio::time::Instant::now();
+    let mut pacer = Pacer::new(tokio::time::Instant::now());
     // A closed terminal would otherwise end zap at once and leave every
     // job running: stop them, as Ctrl+C does without the UI.
     let mut hung_up = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
-        let now = tokio::time::Instant::now();
-        if now >= next_slot {
-            let mut worked = false;
-            if state_changed && pending.is_none() {
-                pending = app.ask_for_snapshot();
-                state_changed = pending.is_none();
-                worked = true;
-            }
-            if need_draw {
-                app.draw();
-                need_draw = false;
-                worked = true;
-            }
-            if worked {
-                next_slot = now + FRAME;
-            }
+        let due = pacer.due(tokio::time::Instant::now(), pending.is_some());
+        if due.ask {
+            pending = app.ask_for_snapshot();
+            pacer.asked(pending.is_some());
         }
-        let work_waiting = need_draw || (state_changed && pending.is_none());
+        if due.draw {
+            app.draw();
+        }
+        let wake = pacer.wake_at(pending.is_some());
         tokio::select! {
             // Keys first: however much the jobs print, a key is handled
             // (and drawn) before anything else waiting.
@@ -212,25 +208,26 @@ pub async fn run(
                         // a key does shows within a frame's work, and keys
                         // come a few dozen a second at most.
                         app.draw();
-                        need_draw = false;
-                        next_slot = tokio::time::Instant::now() + FRAME;
+                        pacer.drawn_now(tokio::time::Instant::now());
                     }
                     // The host view shows processes: a snapshot with them.
-                    state_changed |= app.view.screen != screen;
+                    if app.view.screen != screen {
+                        pacer.changed();
+                    }
                 }
                 Some(Err(_)) | None => input_open = false,
             },
-            () = app.news.changed() => state_changed = true,
-            _ = clock.tick() => state_changed = true,
+            () = app.news.changed() => pacer.changed(),
+            _ = clock.tick() => pacer.changed(),
             snapshot = answer(&mut pending) => {
                 pending = None;
                 if let Some(snapshot) = snapshot {
                     app.view.settle(&snapshot);
                     app.snapshot = snapshot;
-                    need_draw = true;
+                    pacer.arrived();
                 }
             }
-            () = tokio::time::sleep_until(next_slot), if work_waiting => {}
+            () = sleep_until(wake) => {}
             () = hangup(&mut hung_up) => {
                 hung_up = None;
                 input_open = false;

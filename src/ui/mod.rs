@@ -23,6 +23,7 @@ pub mod figures;
 pub mod keys;
 pub mod news;
 pub mod output;
+mod pacer;
 pub mod pty;
 pub mod render;
 pub mod snapshot;
