@@ -307,16 +307,6 @@ pub fn may_change_label(instance: &Instance, event: &Event) -> bool {
 /// A job's state in words, for the lines printed when it changes; `None`
 /// for the states whose own lines already say it (starting, running).
 pub fn state_label(mode: Mode, instance: &Instance) -> Option<String> {
-    let last = || {
-        instance
-            .last_run
-            .as_ref()
-            .map_or(String::new(), |last| match last.step {
-                Some(step) => format!("failed at step {step}: {}; ", last.exit),
-                None if last.exit.is_success() => "exited ok; ".to_string(),
-                None => format!("ended: {}; ", last.exit),
-            })
-    };
     match &instance.phase {
         Phase::Waiting(_) => instance.reason.clone(),
         Phase::Running if instance.ready && mode == Mode::Up => Some("ready".to_string()),
@@ -324,7 +314,7 @@ pub fn state_label(mode: Mode, instance: &Instance) -> Option<String> {
             let wait = until.saturating_duration_since(std::time::Instant::now());
             Some(format!(
                 "{}restarting in {}",
-                last(),
+                crate::status::last_run_words(instance),
                 crate::summary::format_duration(wait)
             ))
         }

@@ -22,6 +22,19 @@ pub fn snapshot(state: &State, now: Instant) -> Vec<InstanceStatus> {
 }
 
 /// The state's name as `zap status` and the TUI spell it.
+/// How the instance's previous run ended, as the start of a backoff's
+/// words ("failed at step 2: exit 1; "); empty before any run ended.
+pub fn last_run_words(instance: &Instance) -> String {
+    instance
+        .last_run
+        .as_ref()
+        .map_or(String::new(), |last| match last.step {
+            Some(step) => format!("failed at step {step}: {}; ", last.exit),
+            None if last.exit.is_success() => "exited ok; ".to_string(),
+            None => format!("ended: {}; ", last.exit),
+        })
+}
+
 pub fn state_name(instance: &Instance) -> &'static str {
     match &instance.phase {
         Phase::Pending => "pending",

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::frame::Framer;
 use super::parse::{Snapshot, parse_snapshot};
 use super::rate::measure;
-use super::tree::job_tree;
+use super::tree::pids_in_jobs;
 use super::{HostStats, spawn_local_poller};
 use crate::model::{HostName, Signal};
 use crate::transport::host::Transport;
@@ -379,16 +379,11 @@ fn settled_outside(snapshot: &Snapshot, stats: &HostStats, shells: &[u32]) -> Ve
         return Vec::new();
     };
     let settled = SETTLED.as_secs() * snapshot.clock_ticks;
-    let in_jobs: BTreeSet<u32> = shells
-        .iter()
-        .flat_map(|&shell| job_tree(&stats.processes, shell))
-        .map(|(member, _)| stats.processes[member].pid)
-        .chain(shells.iter().copied())
-        .collect();
+    let in_jobs = pids_in_jobs(&stats.processes, shells);
     snapshot
         .processes
         .iter()
-        .filter(|process| !in_jobs.contains(&process.pid))
+        .filter(|process| !in_jobs.contains(&process.pid) && !shells.contains(&process.pid))
         .filter(|process| now.saturating_sub(process.start) >= settled)
         .map(|process| process.pid)
         .collect()

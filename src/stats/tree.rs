@@ -14,7 +14,7 @@
 //! process group). A pid that leads a live group or session is never given
 //! to a new process, so a group id cannot point at a stranger.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::{HostStats, JobStats, ProcessStats};
 use crate::model::InstanceId;
@@ -47,6 +47,18 @@ pub fn attribute(host: &HostStats, jobs: &[(InstanceId, u32)]) -> BTreeMap<Insta
         );
     }
     result
+}
+
+/// The pids of every process in the trees of `shells` (the shells
+/// included when listed), by the same rule as [`attribute`], the table
+/// indexed once for all of them.
+pub fn pids_in_jobs(processes: &[ProcessStats], shells: &[u32]) -> HashSet<u32> {
+    let index = Index::new(processes);
+    shells
+        .iter()
+        .flat_map(|&shell| index.members(shell))
+        .map(|member| processes[member].pid)
+        .collect()
 }
 
 /// The job's processes as a tree to draw: (index into `processes`, depth),

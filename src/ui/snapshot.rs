@@ -269,14 +269,7 @@ fn instance_view(
     });
     let info = match &instance.phase {
         Phase::Backoff { until } => {
-            let last = instance
-                .last_run
-                .as_ref()
-                .map_or(String::new(), |last| match last.step {
-                    Some(step) => format!("failed at step {step}: {}; ", last.exit),
-                    None if last.exit.is_success() => "exited ok; ".to_string(),
-                    None => format!("ended: {}; ", last.exit),
-                });
+            let last = crate::status::last_run_words(instance);
             Some(format!(
                 "{last}restarting in {}",
                 format_duration(until.saturating_duration_since(now))
