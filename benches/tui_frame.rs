@@ -76,11 +76,10 @@ fn fleet() -> (Plan, State) {
         let generation = state.instance(id).map_or(0, |instance| instance.generation);
         let pid = 1000 + u32::try_from(n).unwrap_or(0);
         for event in [
-            Event::Launched,
             Event::Job(JobEvent::Spawned { pid, pgid: pid }),
             Event::Job(JobEvent::StepStarted { step: StepIndex(1) }),
         ] {
-            state.apply(id, generation, event, now);
+            state.apply(id, generation, &event, now);
         }
     }
     (plan, state)

@@ -322,7 +322,7 @@ fn write_report(state: &State, path: &Path) -> std::io::Result<()> {
 
 /// 3 if a host could not be reached, else 1 if any job did not succeed.
 fn exit_code(state: &State) -> u8 {
-    let phases = state.instances().iter().map(|instance| &instance.phase);
+    let phases = state.instances().iter().map(|instance| instance.phase());
     let mut code = exit::OK;
     for phase in phases {
         match phase {

@@ -4,11 +4,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
+use std::time::Instant;
 
 use crate::model::{InstanceId, StepIndex, Stream};
 use crate::supervisor::engine::Observer;
-use crate::supervisor::{Event, Instance, Mode, Phase, State};
-use crate::transport::decode::{JobEvent, LineCut};
+use crate::supervisor::{Change, State};
+use crate::transport::decode::LineCut;
+use crate::words::{self, Shown};
 
 /// Colours given to instances in turn when writing to a terminal.
 const PALETTE: [&str; 6] = ["36", "32", "33", "35", "34", "96"];
@@ -28,8 +30,6 @@ pub struct Printer<W: Write> {
     marks: [String; 3],
     /// Over-long lines being printed in pieces: bytes so far and pieces.
     split: BTreeMap<(InstanceId, StreamKey), (usize, usize)>,
-    /// The state last printed for each instance, so each change prints once.
-    last_state: BTreeMap<InstanceId, String>,
 }
 
 /// `Stream` as a map key.
@@ -77,7 +77,6 @@ impl<W: Write> Printer<W> {
             prefixes: HashMap::new(),
             marks,
             split: BTreeMap::new(),
-            last_state: BTreeMap::new(),
         }
     }
 
@@ -187,31 +186,28 @@ fn step_label(step: Option<StepIndex>) -> Option<String> {
 }
 
 impl<W: Write> Observer for Printer<W> {
-    fn event(&mut self, state: &State, id: &InstanceId, event: &Event) {
-        let Some(instance) = state.instance(id) else {
-            return;
-        };
-        if let Event::Job(JobEvent::Line {
-            stream,
-            step,
-            text,
-            cut,
-        }) = event
-        {
-            self.output_line(id, *stream, *step, text, *cut);
-        } else if let Some((step, text)) = event_note(instance, event) {
-            for line in text.lines() {
-                self.zap_line(id, step_label(step), line);
+    fn changes(&mut self, state: &State, changes: &[Change<'_>]) {
+        let now = Instant::now();
+        for change in changes {
+            match words::shown(state, change, now) {
+                Some((
+                    instance,
+                    Shown::Output {
+                        stream,
+                        step,
+                        text,
+                        cut,
+                    },
+                )) => {
+                    self.output_line(&instance.id, stream, step, text, cut);
+                }
+                Some((instance, Shown::Said { step, text })) => {
+                    for line in text.lines() {
+                        self.zap_line(&instance.id, step_label(step), line);
+                    }
+                }
+                None => {}
             }
-        }
-        if may_change_label(instance, event) {
-            self.state_change(state.mode(), instance);
-        }
-    }
-
-    fn overview(&mut self, state: &State) {
-        for instance in state.instances() {
-            self.state_change(state.mode(), instance);
         }
     }
 
@@ -225,117 +221,13 @@ impl<W: Write> Observer for Printer<W> {
     }
 }
 
-impl<W: Write> Printer<W> {
-    /// Prints a line when the instance's state, as a user would name it,
-    /// changed: "ready", "restarting in 4s", "lost: …", "failed at step 2".
-    fn state_change(&mut self, mode: Mode, instance: &Instance) {
-        let label = state_label(mode, instance);
-        let Some(label) = label else { return };
-        if self.last_state.get(&instance.id) == Some(&label) {
-            return;
-        }
-        self.last_state.insert(instance.id.clone(), label.clone());
-        self.zap_line(&instance.id, None, &label);
-    }
-}
-
-/// zap's own line about `event` (with the step it concerns), if it merits
-/// one: starts, steps, stop and restart requests. Output lines and state
-/// changes are shown by their own means.
-pub fn event_note(instance: &Instance, event: &Event) -> Option<(Option<StepIndex>, String)> {
-    let steps = instance.steps.len();
-    Some(match event {
-        Event::Job(JobEvent::Spawned { pid, pgid }) => {
-            let again = if instance.restarts > 0 {
-                format!(" (restart {})", instance.restarts)
-            } else {
-                String::new()
-            };
-            (
-                None,
-                format!("started: pid {pid}, process group {pgid}{again}"),
-            )
-        }
-        Event::Job(JobEvent::StepStarted { step }) => {
-            let command = instance
-                .step(*step)
-                .map_or("", |step| step.command.as_str());
-            let first_line = command.lines().next().unwrap_or("");
-            (Some(*step), format!("step {step}/{steps}: {first_line}"))
-        }
-        Event::Job(JobEvent::StepExited { step, code }) => {
-            let took = instance
-                .step(*step)
-                .and_then(|step| step.duration())
-                .map(|took| format!(" in {}", crate::summary::format_duration(took)))
-                .unwrap_or_default();
-            let text = if *code == 0 {
-                format!("step {step} ok{took}")
-            } else {
-                format!("step {step} failed: exit {code}{took}")
-            };
-            (Some(*step), text)
-        }
-        Event::Stop { reason, .. } => (None, format!("stopping: {reason}")),
-        Event::Restart { reason } => (None, format!("restarting: {reason}")),
-        Event::HostBack => (None, "the host answers again".to_string()),
-        Event::RemedyDone { exit, output } => {
-            let record = instance.fixups.last()?;
-            let verdict = if record.healed {
-                "healed"
-            } else {
-                "did not heal it"
-            };
-            let mut text = format!("fixup {} ended ({exit}): {verdict}", record.rule);
-            for line in output.lines() {
-                text.push_str("\n  ");
-                text.push_str(line);
-            }
-            (None, text)
-        }
-        _ => return None,
-    })
-}
-
-/// Whether `event` may have changed what [`state_label`] says: not an output
-/// line, unless it can make its job ready. Output lines are most events, and
-/// naming the state for each would cost more than printing the line.
-pub fn may_change_label(instance: &Instance, event: &Event) -> bool {
-    !matches!(event, Event::Job(JobEvent::Line { .. })) || instance.ready_by_log()
-}
-
-/// A job's state in words, for the lines printed when it changes; `None`
-/// for the states whose own lines already say it (starting, running).
-pub fn state_label(mode: Mode, instance: &Instance) -> Option<String> {
-    match &instance.phase {
-        Phase::Waiting(_) => instance.reason.clone(),
-        Phase::Running if instance.ready && mode == Mode::Up => Some("ready".to_string()),
-        Phase::Backoff { until } => {
-            let wait = until.saturating_duration_since(std::time::Instant::now());
-            Some(format!(
-                "{}restarting in {}",
-                crate::status::last_run_words(instance),
-                crate::summary::format_duration(wait)
-            ))
-        }
-        Phase::Lost => Some(format!(
-            "lost: {}; restarting when the host is back",
-            instance
-                .reason
-                .as_deref()
-                .unwrap_or("the connection dropped")
-        )),
-        Phase::Fixing { rule, command } => Some(format!("fixing with {rule}: {command}")),
-        Phase::Done(_) => crate::summary::outcome_text(instance),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{self, SourceFile};
     use crate::model::{HostName, JobName};
+    use crate::supervisor::{Event, Mode};
+    use crate::transport::decode::JobEvent;
 
     fn line(step: u32, stream: Stream, text: &str, cut: LineCut) -> Event {
         Event::Job(JobEvent::Line {
@@ -360,7 +252,8 @@ mod tests {
             },
             host: HostName("local".into()),
         };
-        let state = State::new(&plan, std::slice::from_ref(&id), Mode::Run);
+        let mut state = State::new(&plan, std::slice::from_ref(&id), Mode::Run);
+        state.begin();
         let mut printer = Printer::new(Vec::new(), false, std::slice::from_ref(&id));
         for event in [
             line(1, Stream::Stdout, "one", LineCut::Whole),
@@ -370,7 +263,8 @@ mod tests {
             line(2, Stream::Stdout, "de", LineCut::Whole),
             line(2, Stream::Stdout, "three", LineCut::NoNewline),
         ] {
-            printer.event(&state, &id, &event);
+            let applied = state.apply(&id, 1, &event, Instant::now());
+            printer.changes(&state, &applied.changes);
         }
         let printed = String::from_utf8(printer.into_inner()).expect("UTF-8");
         assert_eq!(

@@ -26,3 +26,4 @@ pub mod supervisor;
 pub mod targets;
 pub mod transport;
 pub mod ui;
+pub mod words;

@@ -62,7 +62,7 @@ pub fn build(state: &State) -> Report {
 }
 
 fn job_report(instance: &Instance) -> JobReport {
-    let (status, failed_step, reason) = match &instance.phase {
+    let (status, failed_step, reason) = match instance.phase() {
         Phase::Done(Outcome::Ok) => ("ok", None, None),
         Phase::Done(Outcome::Failed { step, reason, .. }) => {
             ("failed", step.map(|step| step.0), reason.clone())

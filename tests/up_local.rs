@@ -96,7 +96,9 @@ fn the_control_commands_drive_a_running_zap() {
     assert!(
         flaky["reason"]
             .as_str()
-            .is_some_and(|reason| reason.starts_with("restarting in"))
+            .is_some_and(|reason| reason.starts_with("failed at step 1: exit 3; restarting in")),
+        "{}",
+        flaky["reason"]
     );
 
     let table = run(fixture.zap(&["status"]));
@@ -210,5 +212,36 @@ fn a_flooding_job_does_not_hold_back_a_quiet_one() {
     assert!(
         output.contains("stopped (stopped by Ctrl+C)"),
         "the flood was stopped"
+    );
+}
+
+#[test]
+fn a_backoff_is_announced_once_however_often_stats_are_polled() {
+    let fixture = Fixture::new();
+    fixture.write("hosts.toml", "[defaults]\nstats_every = \"200ms\"\n");
+    fixture.write(
+        "jobs/app.toml",
+        "[jobs.flaky]\nhost = \"local\"\nrestart = \"on-failure\"\n\
+         backoff = { initial = \"3s\", max = \"3s\" }\nsteps = [\"exit 3\"]\n",
+    );
+    let zap = Running::start(&fixture, &["up", "--headless"]);
+    // Two full backoffs, each watched by some fifteen stats polls.
+    zap.wait_for("(restart 2)", SECONDS_30);
+    zap.signal(libc::SIGTERM);
+    let (code, output) = zap.wait(SECONDS_30);
+    assert_eq!(code, 0, "{output}");
+    let announced: Vec<&str> = output
+        .lines()
+        .filter(|line| line.contains("restarting in"))
+        .collect();
+    assert!(
+        announced.len() == 2 || announced.len() == 3,
+        "one line per failure (the third may come before SIGTERM): {announced:#?}"
+    );
+    assert!(
+        announced
+            .iter()
+            .all(|line| line.ends_with("failed at step 1: exit 3; restarting in 3.00s")),
+        "each says the whole delay, as it was set: {announced:#?}"
     );
 }

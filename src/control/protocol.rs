@@ -111,6 +111,18 @@ pub struct LogEntry {
     pub line: LogLineWire,
 }
 
+impl LogEntry {
+    /// Line `line` of instance `id`, for the wire.
+    pub fn new(id: &crate::model::InstanceId, line: &LogLine) -> LogEntry {
+        LogEntry {
+            host: id.host.0.clone(),
+            system: id.job.system.clone(),
+            job: id.job.job.clone(),
+            line: LogLineWire::from(line),
+        }
+    }
+}
+
 /// One line of a job's output, as kept in memory and in `.zap/logs/`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLineWire {

@@ -119,6 +119,22 @@ impl ReplyRx {
     }
 }
 
+/// `zap logs -f`: the log book hands each client its lines through its
+/// reply channel, never waiting for it.
+impl crate::supervisor::logbook::LineFollower for ReplyTx {
+    fn take(&self, lines: Vec<(crate::model::InstanceId, crate::logs::LogLine)>) -> bool {
+        let replies = lines
+            .iter()
+            .map(|(id, line)| Reply::Line(super::protocol::LogEntry::new(id, line)))
+            .collect();
+        self.send_all(replies)
+    }
+
+    fn is_gone(&self) -> bool {
+        self.is_closed()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

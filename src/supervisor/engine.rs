@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::instance::{Addressed, RunContext, run_instance};
-use super::state::{Effect, Event, Mode, Phase, State};
+use super::state::{Applied, Change, Effect, Event, Mode, Phase, State};
 use crate::action::Action;
 use crate::config::{Plan, RemedyPlace};
 use crate::fixup::{Guard, Remedy};
@@ -37,32 +37,34 @@ const RECONNECT_FIRST: Duration = Duration::from_secs(1);
 /// ... up to this between attempts.
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
-/// Whoever shows the supervision as it happens (headless lines, the TUI).
+/// Whoever shows the supervision as it happens (headless lines, the log
+/// book, the ledger, the TUI): it acts on what changed, never on a copy of
+/// what it saw before.
 pub trait Observer {
-    /// Called after `event` was applied to `state`.
-    fn event(&mut self, state: &State, id: &InstanceId, event: &Event);
-    /// Called at the start, and after a change to many instances at once
-    /// (a shutdown): look over every instance.
-    fn overview(&mut self, _state: &State) {}
+    /// What one batch of events changed, in order; `state` is as they left
+    /// it.
+    fn changes(&mut self, state: &State, changes: &[Change<'_>]);
+    /// A host's stats came in: figures changed, no phase did.
+    fn polled(&mut self, _state: &State) {}
     /// A line of zap's own about the whole run (not one job).
     fn note(&mut self, _text: &str) {}
     /// Called when no event is waiting: a good moment to flush output.
     fn idle(&mut self) {}
 }
 
-/// Several observers, each told of every event in turn.
+/// Several observers, each told of every change in turn.
 pub struct Observers<'a>(pub Vec<&'a mut dyn Observer>);
 
 impl Observer for Observers<'_> {
-    fn event(&mut self, state: &State, id: &InstanceId, event: &Event) {
+    fn changes(&mut self, state: &State, changes: &[Change<'_>]) {
         for observer in &mut self.0 {
-            observer.event(state, id, event);
+            observer.changes(state, changes);
         }
     }
 
-    fn overview(&mut self, state: &State) {
+    fn polled(&mut self, state: &State) {
         for observer in &mut self.0 {
-            observer.overview(state);
+            observer.polled(state);
         }
     }
 
@@ -162,11 +164,10 @@ pub async fn supervise(
             run_id: options.run_id.clone(),
         },
         reconnecting: BTreeSet::new(),
-        pgids: BTreeMap::new(),
     };
-    let effects = state.begin();
-    observer.overview(&state);
-    engine.carry_out(effects);
+    let begun = state.begin();
+    observer.changes(&state, &begun.changes);
+    engine.carry_out(begun.effects);
     let (stats_tx, mut stats) = mpsc::channel::<HostStats>(STATS_QUEUE);
     let (pollers, shells) = start_pollers(plan, &state, transports, &stats_tx);
     drop(stats_tx);
@@ -203,20 +204,22 @@ pub async fn supervise(
                 if let Some(shells) = shells.get(&host) {
                     shells.send_replace(state.live_shells_on(&host).into_iter().map(|(_, pid)| pid).collect());
                 }
-                observer.overview(&state);
+                observer.polled(&state);
             }
             request = requests.next(), if requests_open => match request {
                 Some(Request::Apply { targets, event }) => {
+                    let mut out = Applied::default();
                     for id in targets {
                         let generation = state.instance(&id).map_or(0, |instance| instance.generation);
-                        engine.handle(&mut state, observer, &id, generation, &event);
+                        engine.apply(&mut state, &id, generation, &event, &mut out);
                     }
+                    observer.changes(&state, &out.changes);
                 }
                 Some(Request::ShutDown { reason }) => {
                     observer.note(&format!("{reason}: stopping every job"));
-                    let effects = state.shut_down(&reason, false, std::time::Instant::now());
-                    observer.overview(&state);
-                    engine.carry_out(effects);
+                    let stopped = state.shut_down(&reason, false, std::time::Instant::now());
+                    observer.changes(&state, &stopped.changes);
+                    engine.carry_out(stopped.effects);
                 }
                 Some(Request::Inspect(look)) => look(&state),
                 None => requests_open = false,
@@ -226,17 +229,17 @@ pub async fn supervise(
                 let seconds = deadline.map_or(0.0, |(_, timeout)| timeout.as_secs_f64());
                 let reason = format!("timed out after {seconds}s");
                 observer.note(&format!("{reason}: stopping every job still running"));
-                let effects = state.shut_down(&reason, true, std::time::Instant::now());
-                observer.overview(&state);
-                engine.carry_out(effects);
+                let stopped = state.shut_down(&reason, true, std::time::Instant::now());
+                observer.changes(&state, &stopped.changes);
+                engine.carry_out(stopped.effects);
             }
             reason = stop_signals.next() => {
                 interrupts += 1;
                 if interrupts == 1 {
                     observer.note(&format!("{reason}: stopping every job (again to kill them at once)"));
-                    let effects = state.shut_down(reason, false, std::time::Instant::now());
-                    observer.overview(&state);
-                    engine.carry_out(effects);
+                    let stopped = state.shut_down(reason, false, std::time::Instant::now());
+                    observer.changes(&state, &stopped.changes);
+                    engine.carry_out(stopped.effects);
                 } else {
                     observer.note("killing every job now");
                     for instance in state.instances().iter().filter(|instance| instance.is_live()) {
@@ -304,12 +307,11 @@ struct Engine<'a> {
     context: RunContext,
     /// Hosts a reconnect loop is running for.
     reconnecting: BTreeSet<HostName>,
-    /// The process group of each instance's last shell, kept past its end so
-    /// that what a lost host left running can be cleaned up when it is back.
-    pgids: BTreeMap<InstanceId, u32>,
 }
 
 impl Engine<'_> {
+    /// Applies one batch of events about one run of an instance and tells
+    /// the observer what the whole batch changed.
     fn handle_all(
         &mut self,
         state: &mut State,
@@ -318,29 +320,29 @@ impl Engine<'_> {
         generation: u64,
         batch: &[Event],
     ) {
+        let mut out = Applied::default();
         for event in batch {
-            self.handle(state, observer, id, generation, event);
+            self.apply(state, id, generation, event, &mut out);
         }
+        observer.changes(state, &out.changes);
     }
 
-    fn handle(
+    /// Applies `event`, carries out its effects at once (a stop signal must
+    /// not wait for the rest of a batch) and keeps its changes in `out`.
+    fn apply<'e>(
         &mut self,
         state: &mut State,
-        observer: &mut dyn Observer,
         id: &InstanceId,
         generation: u64,
-        event: &Event,
+        event: &'e Event,
+        out: &mut Applied<'e>,
     ) {
-        if let Event::Job(crate::transport::decode::JobEvent::Spawned { pgid, .. }) = event {
-            self.pgids.insert(id.clone(), *pgid);
-        }
         let lost_host = matches!(event, Event::HostLost(_) | Event::Unreachable(_));
         if matches!(event, Event::HostBack) {
             self.reconnecting.remove(&id.host);
         }
-        let effects = state.apply(id, generation, event, std::time::Instant::now());
-        observer.event(state, id, event);
-        self.carry_out(effects);
+        state.apply_into(id, generation, event, std::time::Instant::now(), out);
+        self.carry_out(std::mem::take(&mut out.effects));
         if lost_host && state.mode() == Mode::Up && !state.is_shutting_down() {
             self.reconnect(&id.host, state);
         }
@@ -450,8 +452,8 @@ impl Engine<'_> {
             .iter()
             .filter(|instance| &instance.id.host == host)
             .map(|instance| {
-                let leftover = match instance.phase {
-                    Phase::Lost => self.pgids.get(&instance.id).copied(),
+                let leftover = match instance.phase() {
+                    Phase::Lost { .. } => instance.pgid,
                     _ => None,
                 };
                 (instance.id.clone(), leftover, instance.generation)

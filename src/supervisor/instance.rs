@@ -63,9 +63,6 @@ pub async fn run_instance(
         let _ = send(vec![event]).await;
         return;
     }
-    if send(vec![Event::Launched]).await.is_err() {
-        return;
-    }
     let mut decoder = Decoder::new(nonce);
     let mut decoded = Vec::new();
     let mut ended = false;

@@ -12,20 +12,19 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::engine::Observer;
-use super::state::{Event, State};
+use super::state::{self, State, What};
 use crate::model::{HostName, InstanceId};
-use crate::transport::decode::JobEvent;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-enum Change {
+enum Entry {
     Started,
     Ended,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Record {
-    change: Change,
+    change: Entry,
     run: String,
     instance: String,
     host: String,
@@ -47,8 +46,8 @@ pub struct Ledger {
     path: PathBuf,
     file: File,
     run: String,
-    /// The pid and pgid of each instance's shell that is still running.
-    open: BTreeMap<InstanceId, (u32, u32)>,
+    /// Shells recorded as started and not yet as gone.
+    open: usize,
     /// Records of earlier runs that could not be cleaned up yet.
     carried: usize,
     /// The first write error, reported once.
@@ -71,7 +70,7 @@ impl Ledger {
             };
             let key = (record.run.clone(), record.instance.clone(), record.pgid);
             match record.change {
-                Change::Started => {
+                Entry::Started => {
                     open.insert(
                         key,
                         Leftover {
@@ -83,7 +82,7 @@ impl Ledger {
                         },
                     );
                 }
-                Change::Ended => {
+                Entry::Ended => {
                     open.remove(&key);
                 }
             }
@@ -106,13 +105,13 @@ impl Ledger {
             path: path.to_path_buf(),
             file,
             run: run.to_string(),
-            open: BTreeMap::new(),
+            open: 0,
             carried: carried.len(),
             failed: false,
         };
         for leftover in carried {
             ledger.write(&Record {
-                change: Change::Started,
+                change: Entry::Started,
                 run: leftover.run.clone(),
                 instance: leftover.instance.clone(),
                 host: leftover.host.0.clone(),
@@ -125,14 +124,14 @@ impl Ledger {
 
     /// Removes the file when there is nothing left to remember.
     pub fn remove(self) -> io::Result<()> {
-        if self.open.is_empty() && self.carried == 0 {
+        if self.open == 0 && self.carried == 0 {
             std::fs::remove_file(&self.path)
         } else {
             Ok(())
         }
     }
 
-    fn record(&mut self, change: Change, id: &InstanceId, pid: u32, pgid: u32) {
+    fn record(&mut self, change: Entry, id: &InstanceId, pid: u32, pgid: u32) {
         let record = Record {
             change,
             run: self.run.clone(),
@@ -164,20 +163,23 @@ impl Ledger {
 }
 
 impl Observer for Ledger {
-    fn event(&mut self, _state: &State, id: &InstanceId, event: &Event) {
-        match event {
-            Event::Job(JobEvent::Spawned { pid, pgid }) => {
-                self.open.insert(id.clone(), (*pid, *pgid));
-                self.record(Change::Started, id, *pid, *pgid);
+    fn changes(&mut self, state: &State, changes: &[state::Change<'_>]) {
+        for change in changes {
+            // A lost host may still run the job: the state says its shell is
+            // gone only once the host is back and what it left was stopped.
+            let (record, pid, pgid) = match change.what {
+                What::Spawned { pid, pgid, .. } => (Entry::Started, pid, pgid),
+                What::ShellGone { pid, pgid } => (Entry::Ended, pid, pgid),
+                _ => continue,
+            };
+            let Some(instance) = state.instances().get(change.instance) else {
+                continue;
+            };
+            match record {
+                Entry::Started => self.open += 1,
+                Entry::Ended => self.open = self.open.saturating_sub(1),
             }
-            // A lost host may still run the job: it stays open until the
-            // host is back and what it left was stopped.
-            Event::Job(JobEvent::Ended { .. }) | Event::HostBack | Event::LaunchFailed(_) => {
-                if let Some((pid, pgid)) = self.open.remove(id) {
-                    self.record(Change::Ended, id, pid, pgid);
-                }
-            }
-            _ => {}
+            self.record(record, &instance.id, pid, pgid);
         }
     }
 }
@@ -202,12 +204,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join(".zap/state");
         let mut ledger = Ledger::create(&path, "run1", &[]).expect("create");
-        ledger.record(Change::Started, &id("a", "n1"), 10, 10);
-        ledger.record(Change::Started, &id("b", "n2"), 20, 20);
-        ledger.record(Change::Ended, &id("a", "n1"), 10, 10);
+        ledger.record(Entry::Started, &id("a", "n1"), 10, 10);
+        ledger.record(Entry::Started, &id("b", "n2"), 20, 20);
+        ledger.record(Entry::Ended, &id("a", "n1"), 10, 10);
         // A restart of b: a new group, the old one ended.
-        ledger.record(Change::Ended, &id("b", "n2"), 20, 20);
-        ledger.record(Change::Started, &id("b", "n2"), 21, 21);
+        ledger.record(Entry::Ended, &id("b", "n2"), 20, 20);
+        ledger.record(Entry::Started, &id("b", "n2"), 21, 21);
         drop(ledger);
         std::fs::OpenOptions::new()
             .append(true)

@@ -5,14 +5,21 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::engine::Observer;
-use super::state::{Event, State};
+use super::state::{Change, State};
 use crate::config::Plan;
-use crate::control::ReplyTx;
-use crate::control::protocol::{LogEntry, LogLineWire, Reply};
-use crate::headless::{event_note, may_change_label, state_label};
 use crate::logs::{BATCH_LINES, DEFAULT_RING_LINES, LogLine, LogWriter, Ring};
 use crate::model::{InstanceId, StepIndex};
-use crate::transport::decode::JobEvent;
+use crate::words::{self, Shown};
+
+/// Whoever follows lines as they come (`zap logs -f`): it takes them without
+/// ever making the supervisor wait.
+pub trait LineFollower: Send {
+    /// Takes `lines`, oldest first; `false` when the follower is gone or too
+    /// slow, and is then forgotten.
+    fn take(&self, lines: Vec<(InstanceId, LogLine)>) -> bool;
+    /// Whether it is gone already.
+    fn is_gone(&self) -> bool;
+}
 
 /// Shared by the supervisor loop (which adds lines) and the control
 /// socket's handler (which reads and follows them). A std mutex: it is held
@@ -31,14 +38,12 @@ struct Inner {
     /// wait, so a fast job costs the writer thread few wake-ups.
     unwritten: Vec<(InstanceId, Vec<LogLine>)>,
     unwritten_lines: usize,
-    /// The state last noted for each instance, so each change is noted once.
-    last_state: BTreeMap<InstanceId, String>,
 }
 
 struct Follower {
     ids: Vec<InstanceId>,
     step: Option<StepIndex>,
-    reply: ReplyTx,
+    to: Box<dyn LineFollower>,
 }
 
 impl LogBook {
@@ -60,7 +65,6 @@ impl LogBook {
                 writer,
                 unwritten: Vec::new(),
                 unwritten_lines: 0,
-                last_state: BTreeMap::new(),
             })),
         }
     }
@@ -82,14 +86,13 @@ impl LogBook {
             };
             let line = ring.push(line);
             if !inner.followers.is_empty() {
-                let entry = entry(id, &line);
                 inner.followers.retain(|follower| {
                     if !follower.ids.contains(id)
                         || follower.step.is_some_and(|step| line.step != Some(step))
                     {
-                        return !follower.reply.is_closed();
+                        return !follower.to.is_gone();
                     }
-                    follower.reply.send(Reply::Line(entry.clone()))
+                    follower.to.take(vec![(id.clone(), line.clone())])
                 });
             }
             if inner.writer.is_some() {
@@ -122,31 +125,31 @@ impl LogBook {
         }
     }
 
-    /// Sends the kept lines of `ids` (of one step, if given) to `reply`; with
-    /// `follow`, also every later line until the client goes away.
+    /// Gives the kept lines of `ids` (of one step, if given) to `to`; with
+    /// `follow`, also every later line until it goes away.
     pub fn serve(
         &self,
         ids: Vec<InstanceId>,
         step: Option<StepIndex>,
         follow: bool,
-        reply: ReplyTx,
+        to: Box<dyn LineFollower>,
     ) {
         let mut inner = self.lock();
-        let mut backlog: Vec<(u64, Reply)> = Vec::new();
+        let mut backlog: Vec<(InstanceId, LogLine)> = Vec::new();
         for id in &ids {
             if let Some(ring) = inner.rings.get(id) {
                 backlog.extend(
                     ring.iter()
                         .filter(|line| step.is_none() || line.step == step)
-                        .map(|line| (millis(&line), Reply::Line(entry(id, &line)))),
+                        .map(|line| (id.clone(), line)),
                 );
             }
         }
         // Several instances' lines, interleaved by time as they happened.
-        backlog.sort_by_key(|(at, _)| *at);
-        let sent = reply.send_all(backlog.into_iter().map(|(_, reply)| reply).collect());
+        backlog.sort_by_key(|(_, line)| line.at);
+        let sent = to.take(backlog);
         if follow && sent {
-            inner.followers.push(Follower { ids, step, reply });
+            inner.followers.push(Follower { ids, step, to });
         }
     }
 
@@ -172,56 +175,30 @@ impl LogBook {
     }
 }
 
-fn entry(id: &InstanceId, line: &LogLine) -> LogEntry {
-    LogEntry {
-        host: id.host.0.clone(),
-        system: id.job.system.clone(),
-        job: id.job.job.clone(),
-        line: LogLineWire::from(line),
-    }
-}
-
-fn millis(line: &LogLine) -> u64 {
-    line.at
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        })
-}
-
 /// Records each job's output and zap's lines about it.
 impl Observer for LogBook {
-    fn event(&mut self, state: &State, id: &InstanceId, event: &Event) {
-        let Some(instance) = state.instance(id) else {
-            return;
-        };
-        if let Event::Job(JobEvent::Line {
-            stream,
-            step,
-            text,
-            cut,
-        }) = event
-        {
-            self.push(id, LogLine::output(*stream, *step, text.clone(), *cut));
-        } else if let Some((step, text)) = event_note(instance, event) {
-            for line in text.lines() {
-                self.push(id, LogLine::zap(step, line));
-            }
-        }
-        if !may_change_label(instance, event) {
-            return;
-        }
-        if let Some(label) = state_label(state.mode(), instance) {
-            let changed = {
-                let mut inner = self.lock();
-                let changed = inner.last_state.get(id) != Some(&label);
-                if changed {
-                    inner.last_state.insert(id.clone(), label.clone());
+    fn changes(&mut self, state: &State, changes: &[Change<'_>]) {
+        let now = std::time::Instant::now();
+        for change in changes {
+            match words::shown(state, change, now) {
+                Some((
+                    instance,
+                    Shown::Output {
+                        stream,
+                        step,
+                        text,
+                        cut,
+                    },
+                )) => {
+                    let line = LogLine::output(stream, step, text.to_string(), cut);
+                    self.push(&instance.id, line);
                 }
-                changed
-            };
-            if changed {
-                self.push(id, LogLine::zap(None, label));
+                Some((instance, Shown::Said { step, text })) => {
+                    for line in text.lines() {
+                        self.push(&instance.id, LogLine::zap(step, line));
+                    }
+                }
+                None => {}
             }
         }
     }

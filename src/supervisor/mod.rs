@@ -10,4 +10,7 @@ pub mod run;
 pub mod state;
 pub mod up;
 
-pub use state::{Event, Instance, LastRun, Mode, Outcome, Phase, State, Step, StepStatus};
+pub use state::{
+    Applied, Change, Event, Instance, LastRun, Mode, Outcome, Phase, State, StateKind, Step,
+    StepStatus, What,
+};

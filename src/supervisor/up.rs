@@ -214,7 +214,7 @@ async fn answer_control(
                 step,
             } => {
                 match targets_of(std::slice::from_ref(target)) {
-                    Ok(ids) => logbook.serve(ids, step.map(StepIndex), *follow, reply),
+                    Ok(ids) => logbook.serve(ids, step.map(StepIndex), *follow, Box::new(reply)),
                     Err(message) => {
                         reply.send(Reply::Error { message });
                     }

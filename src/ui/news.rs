@@ -11,11 +11,10 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
-use super::snapshot::StateKind;
-use crate::model::InstanceId;
+use crate::model::{InstanceId, Stream};
 use crate::supervisor::engine::Observer;
-use crate::supervisor::{Event, Instance, State};
-use crate::transport::decode::JobEvent;
+use crate::supervisor::{Change, State, What};
+use crate::words;
 
 /// How many notes and failures are kept for the screen.
 const KEPT: usize = 20;
@@ -142,65 +141,41 @@ impl News {
 /// flags a redraw. It never draws.
 pub struct UiObserver {
     news: Arc<News>,
-    /// The state last seen per instance, to notice a failure once.
-    last: HashMap<InstanceId, StateKind>,
 }
 
 impl UiObserver {
     pub fn new(news: Arc<News>) -> UiObserver {
-        UiObserver {
-            news,
-            last: HashMap::new(),
-        }
-    }
-
-    fn look(&mut self, instance: &Instance) {
-        let kind = StateKind::from_name(crate::status::state_name(instance));
-        let before = self.last.insert(instance.id.clone(), kind);
-        if before == Some(kind) {
-            return;
-        }
-        let failed_run = instance
-            .last_run
-            .as_ref()
-            .is_some_and(|last| !last.exit.is_success());
-        let what = match kind {
-            StateKind::Failed | StateKind::Unreachable => crate::summary::outcome_text(instance),
-            StateKind::Backoff if failed_run => {
-                instance.last_run.as_ref().map(|last| match last.step {
-                    Some(step) => format!("failed at step {step}: {}", last.exit),
-                    None => format!("failed: {}", last.exit),
-                })
-            }
-            StateKind::Lost => Some("lost its host".to_string()),
-            _ => None,
-        };
-        if let Some(what) = what {
-            self.news.push_failure(Failure {
-                id: instance.id.clone(),
-                at: Instant::now(),
-                what,
-            });
-        }
+        UiObserver { news }
     }
 }
 
 impl Observer for UiObserver {
-    fn event(&mut self, state: &State, id: &InstanceId, event: &Event) {
-        if let Event::Job(JobEvent::Line { stream, .. }) = event {
-            self.news
-                .count_line(id, *stream == crate::model::Stream::Stderr);
-        }
-        if let Some(instance) = state.instance(id) {
-            self.look(instance);
+    fn changes(&mut self, state: &State, changes: &[Change<'_>]) {
+        for change in changes {
+            let Some(instance) = state.instances().get(change.instance) else {
+                continue;
+            };
+            match &change.what {
+                What::Output { stream, .. } => {
+                    self.news
+                        .count_line(&instance.id, *stream == Stream::Stderr);
+                }
+                What::Phase { to, .. } => {
+                    if let Some(what) = words::trouble(instance, to) {
+                        self.news.push_failure(Failure {
+                            id: instance.id.clone(),
+                            at: Instant::now(),
+                            what,
+                        });
+                    }
+                }
+                _ => {}
+            }
         }
         self.news.mark_dirty();
     }
 
-    fn overview(&mut self, state: &State) {
-        for instance in state.instances() {
-            self.look(instance);
-        }
+    fn polled(&mut self, _state: &State) {
         self.news.mark_dirty();
     }
 

@@ -7,95 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::figures::{self, HostFigures, JobFigures};
 use crate::model::{ExitInfo, HostName, InstanceId, StepIndex};
-use crate::summary::{format_duration, outcome_text};
 use crate::supervisor::{Instance, Outcome, Phase, State, StepStatus};
 
-/// A job instance's state as the UI tells them apart, from
-/// [`crate::status::state_name`] so the UI and `zap status` agree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum StateKind {
-    Pending,
-    Waiting,
-    Starting,
-    Running,
-    Ready,
-    Stopping,
-    Fixing,
-    Backoff,
-    Failed,
-    Exited,
-    Stopped,
-    Lost,
-    Unreachable,
-}
-
-impl StateKind {
-    /// From the state's name; a name this UI does not know yet reads as
-    /// running rather than failing to show.
-    pub fn from_name(name: &str) -> StateKind {
-        match name {
-            "pending" => StateKind::Pending,
-            "waiting" => StateKind::Waiting,
-            "starting" => StateKind::Starting,
-            "ready" => StateKind::Ready,
-            "stopping" => StateKind::Stopping,
-            "fixing" => StateKind::Fixing,
-            "backoff" => StateKind::Backoff,
-            "failed" => StateKind::Failed,
-            "exited" => StateKind::Exited,
-            "stopped" => StateKind::Stopped,
-            "lost" => StateKind::Lost,
-            "unreachable" => StateKind::Unreachable,
-            _ => StateKind::Running,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            StateKind::Pending => "pending",
-            StateKind::Waiting => "waiting",
-            StateKind::Starting => "starting",
-            StateKind::Running => "running",
-            StateKind::Ready => "ready",
-            StateKind::Stopping => "stopping",
-            StateKind::Fixing => "fixing",
-            StateKind::Backoff => "backoff",
-            StateKind::Failed => "failed",
-            StateKind::Exited => "exited",
-            StateKind::Stopped => "stopped",
-            StateKind::Lost => "lost",
-            StateKind::Unreachable => "unreachable",
-        }
-    }
-
-    /// How much a row that sums up several instances should show this one:
-    /// the worst state wins.
-    pub fn severity(self) -> u8 {
-        match self {
-            StateKind::Failed => 12,
-            StateKind::Unreachable => 11,
-            StateKind::Lost => 10,
-            StateKind::Fixing => 9,
-            StateKind::Backoff => 8,
-            StateKind::Stopping => 7,
-            StateKind::Starting => 6,
-            StateKind::Waiting => 5,
-            StateKind::Pending => 4,
-            StateKind::Running => 3,
-            StateKind::Ready => 2,
-            StateKind::Stopped => 1,
-            StateKind::Exited => 0,
-        }
-    }
-
-    /// Its shell may be running.
-    pub fn is_running(self) -> bool {
-        matches!(
-            self,
-            StateKind::Starting | StateKind::Running | StateKind::Ready | StateKind::Stopping
-        )
-    }
-}
+pub use crate::supervisor::StateKind;
 
 /// The header's counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -125,7 +39,7 @@ pub struct StepView {
 pub struct InstanceView {
     pub id: InstanceId,
     pub kind: StateKind,
-    /// The state's name (`status::state_name`).
+    /// The state's name, as `zap status` prints it.
     pub state: &'static str,
     pub steps: Vec<StepView>,
     /// The step running now, or the one the last run failed at.
@@ -262,34 +176,16 @@ fn instance_view(
     (out_lines, err_lines): (u64, u64),
     processes: bool,
 ) -> InstanceView {
-    let name = crate::status::state_name(instance);
-    let step = instance.current_step().or(match &instance.phase {
+    let kind = instance.kind();
+    let step = instance.current_step().or(match instance.phase() {
         Phase::Done(Outcome::Failed { step, .. }) => *step,
         _ => instance.last_run.as_ref().and_then(|last| last.step),
     });
-    let info = match &instance.phase {
-        Phase::Backoff { until } => {
-            let last = crate::status::last_run_words(instance);
-            Some(format!(
-                "{last}restarting in {}",
-                format_duration(until.saturating_duration_since(now))
-            ))
-        }
-        Phase::Done(_) => outcome_text(instance),
-        Phase::Fixing { rule, command } => Some(format!("fixup {rule}: {command}")),
-        Phase::Lost => Some(format!(
-            "lost: {}",
-            instance
-                .reason
-                .as_deref()
-                .unwrap_or("the connection dropped")
-        )),
-        _ => instance.reason.clone(),
-    };
+    let info = crate::words::state_info(instance, now);
     InstanceView {
         id: instance.id.clone(),
-        kind: StateKind::from_name(name),
-        state: name,
+        kind,
+        state: kind.name(),
         steps: instance
             .steps
             .iter()

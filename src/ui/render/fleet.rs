@@ -437,7 +437,7 @@ fn cell(
                 },
                 Column::Uptime => view.duration.map_or_else(
                     || (String::new(), Style::new()),
-                    |took| (crate::summary::format_duration(took), style::dim()),
+                    |took| (crate::words::duration(took), style::dim()),
                 ),
                 _ => (String::new(), Style::new()),
             }

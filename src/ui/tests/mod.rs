@@ -79,7 +79,7 @@ impl Script {
     pub fn apply(&mut self, id: &InstanceId, millis: u64, event: Event) {
         let generation = self.state.instance(id).map_or(0, |i| i.generation);
         let at = self.at(millis);
-        self.state.apply(id, generation, event, at);
+        self.state.apply(id, generation, &event, at);
     }
 
     pub fn job(&mut self, id: &InstanceId, millis: u64, event: JobEvent) {

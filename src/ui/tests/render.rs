@@ -200,7 +200,10 @@ fn a_fixing_job_is_magenta_and_says_its_remedy() {
     let script = fleet_of(WEB_WITH_FIXUP);
     let build = id("web", "build", "n1");
     assert_eq!(
-        script.state.instance(&build).map(crate::status::state_name),
+        script
+            .state
+            .instance(&build)
+            .map(|instance| instance.kind().name()),
         Some("fixing")
     );
     let snapshot = script.snapshot(65_000, fleet_lines);

@@ -7,6 +7,7 @@ use super::*;
 use crate::config::{self, SourceFile};
 use crate::model::Signal;
 use crate::model::{HostName, Stream};
+use crate::model::{JobName, StepIndex};
 use crate::transport::decode::LineCut;
 
 fn plan(jobs: &str) -> Plan {
@@ -26,6 +27,24 @@ fn id(job: &str) -> InstanceId {
 
 fn all(plan: &Plan) -> Vec<InstanceId> {
     plan.jobs.iter().map(|job| id(&job.name.job)).collect()
+}
+
+/// Most tests look only at effects: applies an owned event, keeps those.
+trait Feed {
+    fn feed(&mut self, id: &InstanceId, generation: u64, event: Event, now: Instant)
+    -> Vec<Effect>;
+}
+
+impl Feed for State {
+    fn feed(
+        &mut self,
+        id: &InstanceId,
+        generation: u64,
+        event: Event,
+        now: Instant,
+    ) -> Vec<Effect> {
+        self.apply(id, generation, &event, now).effects
+    }
 }
 
 fn job(event: JobEvent) -> Event {
@@ -49,12 +68,12 @@ const THREE_STEPS: &str = "[jobs.a]\nhost = \"local\"\nsteps = [\"one\", \"two\"
 fn a_failing_step_fails_the_job_and_skips_the_rest() {
     let plan = plan(THREE_STEPS);
     let mut state = State::new(&plan, &all(&plan), Mode::Run);
-    assert_eq!(state.begin(), [start("a")]);
+    assert_eq!(state.begin().effects, [start("a")]);
     let t0 = Instant::now();
     let a = id("a");
-    state.apply(&a, 1, job(JobEvent::Spawned { pid: 42, pgid: 42 }), t0);
-    state.apply(&a, 1, job(JobEvent::StepStarted { step: step(1) }), t0);
-    state.apply(
+    state.feed(&a, 1, job(JobEvent::Spawned { pid: 42, pgid: 42 }), t0);
+    state.feed(&a, 1, job(JobEvent::StepStarted { step: step(1) }), t0);
+    state.feed(
         &a,
         1,
         job(JobEvent::StepExited {
@@ -63,13 +82,13 @@ fn a_failing_step_fails_the_job_and_skips_the_rest() {
         }),
         t0 + Duration::from_millis(5),
     );
-    state.apply(
+    state.feed(
         &a,
         1,
         job(JobEvent::StepStarted { step: step(2) }),
         t0 + Duration::from_millis(5),
     );
-    state.apply(
+    state.feed(
         &a,
         1,
         job(JobEvent::StepExited {
@@ -78,7 +97,7 @@ fn a_failing_step_fails_the_job_and_skips_the_rest() {
         }),
         t0 + Duration::from_millis(50),
     );
-    state.apply(
+    state.feed(
         &a,
         1,
         job(JobEvent::Ended {
@@ -89,8 +108,8 @@ fn a_failing_step_fails_the_job_and_skips_the_rest() {
     let instance = state.instance(&a).expect("instance");
     assert_eq!(instance.pid, Some(42));
     assert_eq!(
-        instance.phase,
-        Phase::Done(Outcome::Failed {
+        instance.phase(),
+        &Phase::Done(Outcome::Failed {
             step: Some(step(2)),
             exit: ExitInfo::Code(2),
             reason: None
@@ -118,10 +137,10 @@ fn a_shell_that_dies_mid_step_blames_that_step() {
     let mut state = State::new(&plan, &all(&plan), Mode::Run);
     state.begin();
     let (a, now) = (id("a"), Instant::now());
-    state.apply(&a, 1, job(JobEvent::Spawned { pid: 7, pgid: 7 }), now);
-    state.apply(&a, 1, job(JobEvent::StepStarted { step: step(1) }), now);
+    state.feed(&a, 1, job(JobEvent::Spawned { pid: 7, pgid: 7 }), now);
+    state.feed(&a, 1, job(JobEvent::StepStarted { step: step(1) }), now);
     // `exit 3` inside step 1: no exit marker, the shell's status says it.
-    state.apply(
+    state.feed(
         &a,
         1,
         job(JobEvent::Ended {
@@ -135,7 +154,7 @@ fn a_shell_that_dies_mid_step_blames_that_step() {
         StepStatus::Failed(ExitInfo::Code(3))
     );
     assert!(matches!(
-        instance.phase,
+        instance.phase(),
         Phase::Done(Outcome::Failed {
             step: Some(StepIndex(1)),
             ..
@@ -156,11 +175,11 @@ fn a_signal_death_is_killed_and_an_unknown_end_is_never_success() {
         let mut state = State::new(&plan, &all(&plan), Mode::Run);
         state.begin();
         let (a, now) = (id("a"), Instant::now());
-        state.apply(&a, 1, job(JobEvent::StepStarted { step: step(1) }), now);
-        state.apply(&a, 1, job(JobEvent::Ended { exit }), now);
+        state.feed(&a, 1, job(JobEvent::StepStarted { step: step(1) }), now);
+        state.feed(&a, 1, job(JobEvent::Ended { exit }), now);
         let instance = state.instance(&a).expect("instance");
         assert_eq!(instance.steps[0].status, expected);
-        assert!(!matches!(instance.phase, Phase::Done(Outcome::Ok)));
+        assert!(!matches!(instance.phase(), Phase::Done(Outcome::Ok)));
     }
 }
 
@@ -171,9 +190,15 @@ fn a_job_waits_for_what_it_comes_after_and_starts_when_it_is_ready() {
          [jobs.app]\nhost = \"local\"\nafter = [\"db\"]\nsteps = [\"y\"]\n",
     );
     let mut state = State::new(&plan, &all(&plan), Mode::Run);
-    assert_eq!(state.begin(), [start("db")]);
+    assert_eq!(state.begin().effects, [start("db")]);
     let app = state.instance(&id("app")).expect("app");
-    assert_eq!(app.phase, Phase::Waiting(vec![id("db").job]));
+    assert_eq!(
+        app.phase(),
+        &Phase::Waiting {
+            on: vec![id("db").job],
+            reason: "waiting for web.db".into()
+        }
+    );
     let now = Instant::now();
     let line = |text: &str| {
         job(JobEvent::Line {
@@ -183,9 +208,9 @@ fn a_job_waits_for_what_it_comes_after_and_starts_when_it_is_ready() {
             cut: LineCut::Whole,
         })
     };
-    assert!(state.apply(&id("db"), 1, line("starting"), now).is_empty());
+    assert!(state.feed(&id("db"), 1, line("starting"), now).is_empty());
     assert_eq!(
-        state.apply(&id("db"), 1, line("accepting connections"), now),
+        state.feed(&id("db"), 1, line("accepting connections"), now),
         [start("app")]
     );
 }
@@ -198,7 +223,7 @@ fn a_dependency_that_fails_leaves_its_dependents_unstarted_with_the_reason() {
     );
     let mut state = State::new(&plan, &all(&plan), Mode::Run);
     state.begin();
-    let effects = state.apply(
+    let effects = state.feed(
         &id("db"),
         1,
         Event::Unreachable("no route".into()),
@@ -207,8 +232,8 @@ fn a_dependency_that_fails_leaves_its_dependents_unstarted_with_the_reason() {
     assert!(effects.is_empty());
     let app = state.instance(&id("app")).expect("app");
     assert_eq!(
-        app.phase,
-        Phase::Done(Outcome::DependencyFailed(id("db").job))
+        app.phase(),
+        &Phase::Done(Outcome::DependencyFailed(id("db").job))
     );
     assert_eq!(app.steps[0].status, StepStatus::Skipped);
 }
@@ -220,15 +245,15 @@ fn a_stop_for_a_timeout_fails_the_job_and_a_ctrl_c_only_stops_it() {
         let mut state = State::new(&plan, &all(&plan), Mode::Run);
         state.begin();
         let (a, now) = (id("a"), Instant::now());
-        state.apply(&a, 1, job(JobEvent::Spawned { pid: 9, pgid: 9 }), now);
-        state.apply(&a, 1, job(JobEvent::StepStarted { step: step(1) }), now);
+        state.feed(&a, 1, job(JobEvent::Spawned { pid: 9, pgid: 9 }), now);
+        state.feed(&a, 1, job(JobEvent::StepStarted { step: step(1) }), now);
         let stop = Event::Stop {
             reason: "why".into(),
             counts_as_failure,
         };
-        state.apply(&a, 1, stop, now);
+        state.feed(&a, 1, stop, now);
         assert!(state.instance(&a).is_some_and(Instance::stop_requested));
-        state.apply(
+        state.feed(
             &a,
             1,
             job(JobEvent::Ended {
@@ -238,7 +263,7 @@ fn a_stop_for_a_timeout_fails_the_job_and_a_ctrl_c_only_stops_it() {
         );
         let instance = state.instance(&a).expect("instance");
         assert_eq!(instance.steps[0].status, StepStatus::Killed("TERM".into()));
-        match &instance.phase {
+        match &instance.phase() {
             Phase::Done(Outcome::Failed { reason, .. }) => {
                 assert!(failed);
                 assert_eq!(reason.as_deref(), Some("why"));
@@ -258,8 +283,8 @@ fn a_job_that_finishes_as_it_is_being_stopped_still_counts_as_ok() {
     let mut state = State::new(&plan, &all(&plan), Mode::Run);
     state.begin();
     let (a, now) = (id("a"), Instant::now());
-    state.apply(&a, 1, job(JobEvent::StepStarted { step: step(1) }), now);
-    state.apply(
+    state.feed(&a, 1, job(JobEvent::StepStarted { step: step(1) }), now);
+    state.feed(
         &a,
         1,
         job(JobEvent::StepExited {
@@ -272,8 +297,8 @@ fn a_job_that_finishes_as_it_is_being_stopped_still_counts_as_ok() {
         reason: "timed out".into(),
         counts_as_failure: true,
     };
-    state.apply(&a, 1, stop, now);
-    state.apply(
+    state.feed(&a, 1, stop, now);
+    state.feed(
         &a,
         1,
         job(JobEvent::Ended {
@@ -282,7 +307,7 @@ fn a_job_that_finishes_as_it_is_being_stopped_still_counts_as_ok() {
         now,
     );
     assert_eq!(
-        state.instance(&a).map(|i| &i.phase),
+        state.instance(&a).map(|i| i.phase()),
         Some(&Phase::Done(Outcome::Ok))
     );
 }
@@ -299,7 +324,7 @@ fn up(jobs: &str) -> (Plan, State) {
 fn run_to_end(state: &mut State, name: &str, code: i32, at: Instant) -> Vec<Effect> {
     let a = id(name);
     let generation = state.instance(&a).expect("instance").generation;
-    state.apply(
+    state.feed(
         &a,
         generation,
         job(JobEvent::Spawned {
@@ -308,13 +333,13 @@ fn run_to_end(state: &mut State, name: &str, code: i32, at: Instant) -> Vec<Effe
         }),
         at,
     );
-    state.apply(
+    state.feed(
         &a,
         generation,
         job(JobEvent::StepStarted { step: step(1) }),
         at,
     );
-    state.apply(
+    state.feed(
         &a,
         generation,
         job(JobEvent::StepExited {
@@ -323,7 +348,7 @@ fn run_to_end(state: &mut State, name: &str, code: i32, at: Instant) -> Vec<Effe
         }),
         at,
     );
-    state.apply(
+    state.feed(
         &a,
         generation,
         job(JobEvent::Ended {
@@ -345,7 +370,7 @@ fn wakes(effects: &[Effect]) -> Vec<(Duration, Wake)> {
 
 fn wake_now(state: &mut State, name: &str, why: Wake, at: Instant) -> Vec<Effect> {
     let generation = state.instance(&id(name)).expect("instance").generation;
-    state.apply(&id(name), generation, Event::Wake(why), at)
+    state.feed(&id(name), generation, Event::Wake(why), at)
 }
 
 const FLAKY: &str = "[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\nrestart = \"on-failure\"\n\
@@ -363,7 +388,7 @@ fn on_failure_restarts_with_doubling_capped_backoff() {
         assert_eq!(why, Wake::BackoffOver);
         delays.push(delay.as_secs());
         assert!(matches!(
-            state.instance(&id("a")).map(|i| &i.phase),
+            state.instance(&id("a")).map(|i| i.phase()),
             Some(Phase::Backoff { .. })
         ));
         now += delay;
@@ -388,14 +413,14 @@ fn the_last_exit_stays_visible_but_is_not_the_current_state() {
     );
     let a = id("a");
     let generation = state.instance(&a).expect("a").generation;
-    state.apply(
+    state.feed(
         &a,
         generation,
         job(JobEvent::Spawned { pid: 5, pgid: 5 }),
         now,
     );
     let instance = state.instance(&a).expect("a");
-    assert_eq!(instance.phase, Phase::Running);
+    assert_eq!(instance.phase(), &Phase::Running);
     assert_eq!(
         instance.last_run,
         Some(LastRun {
@@ -423,14 +448,14 @@ fn a_job_that_stayed_up_a_minute_starts_its_backoff_over() {
     }
     let a = id("a");
     let generation = state.instance(&a).expect("a").generation;
-    state.apply(
+    state.feed(
         &a,
         generation,
         job(JobEvent::Spawned { pid: 1, pgid: 1 }),
         now,
     );
     now += BACKOFF_RESET_AFTER;
-    let effects = state.apply(
+    let effects = state.feed(
         &a,
         generation,
         job(JobEvent::Ended {
@@ -453,7 +478,7 @@ fn max_restarts_then_failed_with_the_reason() {
     }
     let effects = run_to_end(&mut state, "a", 1, now);
     assert!(effects.is_empty(), "{effects:?}");
-    match &state.instance(&id("a")).expect("a").phase {
+    match state.instance(&id("a")).expect("a").phase() {
         Phase::Done(Outcome::Failed {
             reason: Some(reason),
             ..
@@ -470,7 +495,7 @@ fn policies_never_and_always() {
     state.begin();
     run_to_end(&mut state, "a", 1, Instant::now());
     assert!(matches!(
-        state.instance(&id("a")).map(|i| &i.phase),
+        state.instance(&id("a")).map(|i| i.phase()),
         Some(Phase::Done(Outcome::Failed { .. }))
     ));
 
@@ -489,7 +514,7 @@ fn policies_never_and_always() {
     let effects = run_to_end(&mut state, "a", 0, Instant::now());
     assert!(effects.is_empty());
     assert_eq!(
-        state.instance(&id("a")).map(|i| &i.phase),
+        state.instance(&id("a")).map(|i| i.phase()),
         Some(&Phase::Done(Outcome::Ok))
     );
 }
@@ -499,14 +524,14 @@ fn restart_on_output_stops_the_group_and_starts_again_without_backoff() {
     let (_, mut state) = up("[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\n");
     state.begin();
     let (a, now) = (id("a"), Instant::now());
-    state.apply(&a, 1, job(JobEvent::Spawned { pid: 77, pgid: 77 }), now);
+    state.feed(&a, 1, job(JobEvent::Spawned { pid: 77, pgid: 77 }), now);
     let line = job(JobEvent::Line {
         stream: Stream::Stdout,
         step: Some(step(1)),
         text: "config changed %restart".into(),
         cut: LineCut::Whole,
     });
-    let effects = state.apply(&a, 1, line, now);
+    let effects = state.feed(&a, 1, line, now);
     assert!(effects.contains(&Effect::Signal {
         id: a.clone(),
         pgid: 77,
@@ -516,7 +541,7 @@ fn restart_on_output_stops_the_group_and_starts_again_without_backoff() {
         wakes(&effects),
         [(Duration::from_secs(10), Wake::StopGraceOver)]
     );
-    let effects = state.apply(
+    let effects = state.feed(
         &a,
         1,
         job(JobEvent::Ended {
@@ -541,12 +566,12 @@ fn a_stop_that_is_ignored_ends_in_kill_after_the_grace() {
     );
     state.begin();
     let (a, now) = (id("a"), Instant::now());
-    state.apply(&a, 1, job(JobEvent::Spawned { pid: 8, pgid: 8 }), now);
+    state.feed(&a, 1, job(JobEvent::Spawned { pid: 8, pgid: 8 }), now);
     let stop = Event::Stop {
         reason: "zap stop".into(),
         counts_as_failure: false,
     };
-    let effects = state.apply(&a, 1, stop, now);
+    let effects = state.feed(&a, 1, stop, now);
     assert!(effects.contains(&Effect::Signal {
         id: a.clone(),
         pgid: 8,
@@ -570,7 +595,7 @@ fn a_stop_that_is_ignored_ends_in_kill_after_the_grace() {
             signal: Signal::Kill
         }]
     );
-    state.apply(
+    state.feed(
         &a,
         1,
         job(JobEvent::Ended {
@@ -579,7 +604,7 @@ fn a_stop_that_is_ignored_ends_in_kill_after_the_grace() {
         now,
     );
     assert_eq!(
-        state.instance(&a).map(|i| &i.phase),
+        state.instance(&a).map(|i| i.phase()),
         Some(&Phase::Done(Outcome::Stopped("zap stop".into())))
     );
 }
@@ -590,7 +615,7 @@ fn restart_every_schedules_a_restart() {
         up("[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\nrestart_every = \"12h\"\n");
     state.begin();
     let (a, now) = (id("a"), Instant::now());
-    let effects = state.apply(&a, 1, job(JobEvent::Spawned { pid: 9, pgid: 9 }), now);
+    let effects = state.feed(&a, 1, job(JobEvent::Spawned { pid: 9, pgid: 9 }), now);
     assert_eq!(
         wakes(&effects),
         [(Duration::from_secs(12 * 3600), Wake::ScheduledRestart)]
@@ -617,9 +642,9 @@ fn events_of_an_older_run_are_ignored() {
     );
     let a = id("a");
     // A late line or timer from run 1 while run 2 starts.
-    let effects = state.apply(&a, 1, Event::Wake(Wake::StopGraceOver), now);
+    let effects = state.feed(&a, 1, Event::Wake(Wake::StopGraceOver), now);
     assert!(effects.is_empty());
-    state.apply(
+    state.feed(
         &a,
         1,
         job(JobEvent::Ended {
@@ -627,7 +652,10 @@ fn events_of_an_older_run_are_ignored() {
         }),
         now,
     );
-    assert_eq!(state.instance(&a).map(|i| &i.phase), Some(&Phase::Starting));
+    assert_eq!(
+        state.instance(&a).map(|i| i.phase()),
+        Some(&Phase::Starting)
+    );
 }
 
 const DB_AND_APP: &str = "[jobs.db]\nhost = \"local\"\nsteps = [\"x\"]\nready = { log = \"ready\" }\n\
@@ -642,7 +670,7 @@ fn say(state: &mut State, name: &str, text: &str) -> Vec<Effect> {
         text: text.into(),
         cut: LineCut::Whole,
     });
-    state.apply(&id(name), generation, line, Instant::now())
+    state.feed(&id(name), generation, line, Instant::now())
 }
 
 #[test]
@@ -651,11 +679,10 @@ fn a_failed_dependency_leaves_dependents_waiting_with_the_reason() {
     state.begin();
     run_to_end(&mut state, "db", 1, Instant::now());
     let app = state.instance(&id("app")).expect("app");
-    assert!(matches!(app.phase, Phase::Waiting(_)));
-    assert_eq!(
-        app.reason.as_deref(),
-        Some("waiting for web.db, which is restarting")
-    );
+    assert!(matches!(
+        app.phase(),
+        Phase::Waiting { reason, .. } if reason == "waiting for web.db, which is restarting"
+    ));
 }
 
 #[test]
@@ -663,7 +690,7 @@ fn a_dependency_restarting_does_not_touch_its_running_dependents() {
     let (_, mut state) = up(DB_AND_APP);
     state.begin();
     let now = Instant::now();
-    state.apply(
+    state.feed(
         &id("db"),
         1,
         job(JobEvent::Spawned { pid: 1, pgid: 1 }),
@@ -677,13 +704,13 @@ fn a_dependency_restarting_does_not_touch_its_running_dependents() {
             generation: 1
         }]
     );
-    state.apply(
+    state.feed(
         &id("app"),
         1,
         job(JobEvent::Spawned { pid: 2, pgid: 2 }),
         now,
     );
-    let effects = state.apply(
+    let effects = state.feed(
         &id("db"),
         1,
         job(JobEvent::Ended {
@@ -698,7 +725,7 @@ fn a_dependency_restarting_does_not_touch_its_running_dependents() {
         "{effects:?}"
     );
     assert_eq!(
-        state.instance(&id("app")).map(|i| &i.phase),
+        state.instance(&id("app")).map(|i| i.phase()),
         Some(&Phase::Running)
     );
 }
@@ -708,20 +735,20 @@ fn shutting_down_stops_dependents_before_what_they_depend_on() {
     let (_, mut state) = up(DB_AND_APP);
     state.begin();
     let now = Instant::now();
-    state.apply(
+    state.feed(
         &id("db"),
         1,
         job(JobEvent::Spawned { pid: 1, pgid: 1 }),
         now,
     );
     say(&mut state, "db", "ready");
-    state.apply(
+    state.feed(
         &id("app"),
         1,
         job(JobEvent::Spawned { pid: 2, pgid: 2 }),
         now,
     );
-    let effects = state.shut_down("stopped by Ctrl+C", false, now);
+    let effects = state.shut_down("stopped by Ctrl+C", false, now).effects;
     let signalled: Vec<u32> = effects
         .iter()
         .filter_map(|effect| match effect {
@@ -730,7 +757,7 @@ fn shutting_down_stops_dependents_before_what_they_depend_on() {
         })
         .collect();
     assert_eq!(signalled, [2], "only the dependent first");
-    let effects = state.apply(
+    let effects = state.feed(
         &id("app"),
         1,
         job(JobEvent::Ended {
@@ -744,7 +771,7 @@ fn shutting_down_stops_dependents_before_what_they_depend_on() {
         signal: Signal::Term
     }));
     assert!(!state.all_done());
-    state.apply(
+    state.feed(
         &id("db"),
         1,
         job(JobEvent::Ended {
@@ -754,7 +781,7 @@ fn shutting_down_stops_dependents_before_what_they_depend_on() {
     );
     assert!(state.all_done());
     assert_eq!(
-        state.instance(&id("db")).map(|i| &i.phase),
+        state.instance(&id("db")).map(|i| i.phase()),
         Some(&Phase::Done(Outcome::Stopped("stopped by Ctrl+C".into())))
     );
 }
@@ -765,12 +792,16 @@ fn a_lost_host_makes_its_jobs_lost_until_it_is_back() {
         up("[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\nrestart = \"on-failure\"\n");
     state.begin();
     let (a, now) = (id("a"), Instant::now());
-    state.apply(&a, 1, job(JobEvent::Spawned { pid: 3, pgid: 3 }), now);
-    state.apply(&a, 1, Event::HostLost("keepalive timeout".into()), now);
+    state.feed(&a, 1, job(JobEvent::Spawned { pid: 3, pgid: 3 }), now);
+    state.feed(&a, 1, Event::HostLost("keepalive timeout".into()), now);
     let instance = state.instance(&a).expect("a");
-    assert_eq!(instance.phase, Phase::Lost);
-    assert_eq!(instance.reason.as_deref(), Some("keepalive timeout"));
-    let effects = state.apply(&a, 1, Event::HostBack, now);
+    assert_eq!(
+        instance.phase(),
+        &Phase::Lost {
+            reason: "keepalive timeout".into()
+        }
+    );
+    let effects = state.feed(&a, 1, Event::HostBack, now);
     assert_eq!(
         effects,
         [Effect::Start {
@@ -788,17 +819,17 @@ fn a_probe_decides_readiness_and_is_retried_until_it_passes() {
     );
     state.begin();
     let (web, now) = (id("web"), Instant::now());
-    let effects = state.apply(&web, 1, job(JobEvent::Spawned { pid: 4, pgid: 4 }), now);
+    let effects = state.feed(&web, 1, job(JobEvent::Spawned { pid: 4, pgid: 4 }), now);
     assert!(effects.contains(&Effect::Probe {
         id: web.clone(),
         generation: 1,
         command: "curl -fs localhost".into()
     }));
-    let effects = state.apply(&web, 1, Event::ProbeDone(false), now);
+    let effects = state.feed(&web, 1, Event::ProbeDone(false), now);
     assert_eq!(wakes(&effects), [(Duration::from_secs(2), Wake::Probe)]);
     let effects = wake_now(&mut state, "web", Wake::Probe, now);
     assert!(matches!(effects[0], Effect::Probe { .. }));
-    let effects = state.apply(&web, 1, Event::ProbeDone(true), now);
+    let effects = state.feed(&web, 1, Event::ProbeDone(true), now);
     assert_eq!(
         effects,
         [Effect::Start {
@@ -828,7 +859,7 @@ fn remedies(effects: &[Effect]) -> Vec<String> {
 fn print_in_run(state: &mut State, text: &str, at: Instant) -> Vec<Effect> {
     let a = id("a");
     let generation = state.instance(&a).expect("a").generation;
-    state.apply(
+    state.feed(
         &a,
         generation,
         job(JobEvent::Spawned { pid: 50, pgid: 50 }),
@@ -840,13 +871,13 @@ fn print_in_run(state: &mut State, text: &str, at: Instant) -> Vec<Effect> {
         text: text.into(),
         cut: LineCut::Whole,
     });
-    state.apply(&a, generation, line, at)
+    state.feed(&a, generation, line, at)
 }
 
 fn end_run(state: &mut State, exit: ExitInfo, at: Instant) -> Vec<Effect> {
     let a = id("a");
     let generation = state.instance(&a).expect("a").generation;
-    state.apply(&a, generation, job(JobEvent::Ended { exit }), at)
+    state.feed(&a, generation, job(JobEvent::Ended { exit }), at)
 }
 
 fn remedy_done(state: &mut State, code: i32, at: Instant) -> Vec<Effect> {
@@ -856,7 +887,7 @@ fn remedy_done(state: &mut State, code: i32, at: Instant) -> Vec<Effect> {
         exit: ExitInfo::Code(code),
         output: String::new(),
     };
-    state.apply(&a, generation, done, at)
+    state.feed(&a, generation, done, at)
 }
 
 #[test]
@@ -882,7 +913,7 @@ fn a_matching_line_stops_the_job_runs_the_remedy_then_starts_it_again() {
         let effects = end_run(&mut state, ExitInfo::Signal("TERM".into()), now);
         assert_eq!(remedies(&effects), ["podman rm -f 'web 1'"]);
         assert!(matches!(
-            state.instance(&id("a")).map(|i| &i.phase),
+            state.instance(&id("a")).map(|i| i.phase()),
             Some(Phase::Fixing { .. })
         ));
         let effects = remedy_done(&mut state, 0, now);
@@ -925,7 +956,7 @@ fn after_max_attempts_the_job_fails_with_the_fixup_named() {
     );
     end_run(&mut state, ExitInfo::Signal("TERM".into()), now);
     let instance = state.instance(&id("a")).expect("a");
-    match &instance.phase {
+    match &instance.phase() {
         Phase::Done(Outcome::Failed {
             reason: Some(reason),
             ..
@@ -985,12 +1016,17 @@ fn a_job_lost_with_its_host_under_restart_never_stays_down_with_the_reason() {
     let (_, mut state) = up("[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\n");
     state.begin();
     let (a, now) = (id("a"), Instant::now());
-    state.apply(&a, 1, job(JobEvent::Spawned { pid: 3, pgid: 3 }), now);
-    state.apply(&a, 1, Event::HostLost("keepalive timeout".into()), now);
-    assert_eq!(state.instance(&a).map(|i| &i.phase), Some(&Phase::Lost));
-    let effects = state.apply(&a, 1, Event::HostBack, now);
+    state.feed(&a, 1, job(JobEvent::Spawned { pid: 3, pgid: 3 }), now);
+    state.feed(&a, 1, Event::HostLost("keepalive timeout".into()), now);
+    assert_eq!(
+        state.instance(&a).map(|i| i.phase()),
+        Some(&Phase::Lost {
+            reason: "keepalive timeout".into()
+        })
+    );
+    let effects = state.feed(&a, 1, Event::HostBack, now);
     assert!(effects.is_empty());
-    match &state.instance(&a).expect("a").phase {
+    match state.instance(&a).expect("a").phase() {
         Phase::Done(Outcome::Failed {
             reason: Some(reason),
             ..

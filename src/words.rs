@@ -1,0 +1,249 @@
+//! zap's words for a job's state and for what changed: each phrase is
+//! written here once, for the headless lines, the log files, `zap status`,
+//! the report, the summary and the TUI alike. `now` is always passed in.
+
+use std::fmt::Write;
+use std::time::{Duration, Instant};
+
+use crate::model::{ExitInfo, StepIndex, Stream};
+use crate::supervisor::{Change, Instance, Mode, Outcome, Phase, State, What};
+use crate::transport::decode::LineCut;
+
+/// "3ms", "1.25s", "2m05s": short enough for a column.
+pub fn duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis < 1000 {
+        format!("{millis}ms")
+    } else if millis < 60_000 {
+        format!("{:.2}s", duration.as_secs_f64())
+    } else {
+        let seconds = duration.as_secs();
+        format!("{}m{:02}s", seconds / 60, seconds % 60)
+    }
+}
+
+/// How a run ended, in words.
+pub fn outcome(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Ok => "ok".to_string(),
+        Outcome::Failed { step, exit, reason } => {
+            let mut text = match (step, exit) {
+                (Some(step), ExitInfo::Signal(signal)) => {
+                    format!("killed by SIG{signal} at step {step}")
+                }
+                (Some(step), exit) => format!("failed at step {step}: {exit}"),
+                (None, ExitInfo::Unknown) => "failed".to_string(),
+                (None, exit) => format!("failed: {exit}"),
+            };
+            if let Some(reason) = reason {
+                let _ = write!(text, " ({reason})");
+            }
+            text
+        }
+        Outcome::Unreachable(reason) => format!("unreachable: {reason}"),
+        Outcome::Stopped(reason) => format!("stopped ({reason})"),
+        Outcome::DependencyFailed(dependency) => {
+            format!("not started: {dependency} did not become ready")
+        }
+    }
+}
+
+/// How an instance ended; `None` while it has not.
+pub fn outcome_of(instance: &Instance) -> Option<String> {
+    match instance.phase() {
+        Phase::Done(done) => Some(outcome(done)),
+        _ => None,
+    }
+}
+
+/// How the instance's previous run ended, as the start of a backoff's
+/// words ("failed at step 2: exit 1; "); empty before any run ended.
+pub fn last_run(instance: &Instance) -> String {
+    instance
+        .last_run
+        .as_ref()
+        .map_or(String::new(), |last| match last.step {
+            Some(step) => format!("failed at step {step}: {}; ", last.exit),
+            None if last.exit.is_success() => "exited ok; ".to_string(),
+            None => format!("ended: {}; ", last.exit),
+        })
+}
+
+/// A failure in a few words, for the TUI's strip of recent trouble: `None`
+/// when `phase` is no trouble.
+pub fn trouble(instance: &Instance, phase: &Phase) -> Option<String> {
+    match phase {
+        Phase::Done(done @ (Outcome::Failed { .. } | Outcome::Unreachable(_))) => {
+            Some(outcome(done))
+        }
+        Phase::Done(Outcome::DependencyFailed(_)) => Some(outcome_of(instance)?),
+        Phase::Backoff { .. } => {
+            let last = instance.last_run.as_ref()?;
+            if last.exit.is_success() {
+                return None;
+            }
+            Some(match last.step {
+                Some(step) => format!("failed at step {step}: {}", last.exit),
+                None => format!("failed: {}", last.exit),
+            })
+        }
+        Phase::Lost { .. } => Some("lost its host".to_string()),
+        _ => None,
+    }
+}
+
+/// The phrase beside the state's name (`zap status`'s REASON, the TUI's
+/// INFO): why it waits, when it restarts, how it ended.
+pub fn state_info(instance: &Instance, now: Instant) -> Option<String> {
+    phase_info(instance, instance.phase(), now)
+}
+
+fn phase_info(instance: &Instance, phase: &Phase, now: Instant) -> Option<String> {
+    match phase {
+        Phase::Waiting { reason, .. } => Some(reason.clone()),
+        Phase::Backoff { until } => Some(format!(
+            "{}restarting in {}",
+            last_run(instance),
+            duration(until.saturating_duration_since(now))
+        )),
+        Phase::Lost { reason } => Some(format!("lost: {reason}")),
+        Phase::Fixing { remedy, .. } => Some(format!(
+            "fixing with {}: {}",
+            remedy.rule,
+            remedy.command.lines().next().unwrap_or("")
+        )),
+        Phase::Done(done) => Some(outcome(done)),
+        Phase::Pending | Phase::Starting | Phase::Running | Phase::Stopping { .. } => None,
+    }
+}
+
+/// zap's line about `change` (with the step it concerns), if it merits one.
+/// Output lines are shown by their own means.
+pub fn change(
+    state: &State,
+    change: &Change<'_>,
+    now: Instant,
+) -> Option<(Option<StepIndex>, String)> {
+    let instance = state.instances().get(change.instance)?;
+    Some(match &change.what {
+        What::Spawned { pid, pgid, restart } => {
+            let again = if *restart > 0 {
+                format!(" (restart {restart})")
+            } else {
+                String::new()
+            };
+            (
+                None,
+                format!("started: pid {pid}, process group {pgid}{again}"),
+            )
+        }
+        What::StepStarted { step } => {
+            let command = instance
+                .step(*step)
+                .map_or("", |step| step.command.as_str());
+            let first_line = command.lines().next().unwrap_or("");
+            let steps = instance.steps.len();
+            (Some(*step), format!("step {step}/{steps}: {first_line}"))
+        }
+        What::StepExited { step, code, took } => {
+            let took = took
+                .map(|took| format!(" in {}", duration(took)))
+                .unwrap_or_default();
+            let text = if *code == 0 {
+                format!("step {step} ok{took}")
+            } else {
+                format!("step {step} failed: exit {code}{took}")
+            };
+            (Some(*step), text)
+        }
+        What::StopAsked { reason } => (None, format!("stopping: {reason}")),
+        What::RestartAsked { reason } => (None, format!("restarting: {reason}")),
+        What::HostBack => (None, "the host answers again".to_string()),
+        What::FixupEnded {
+            rule,
+            exit,
+            healed,
+            output,
+        } => {
+            let verdict = if *healed { "healed" } else { "did not heal it" };
+            let mut text = format!("fixup {rule} ended ({exit}): {verdict}");
+            for line in output.lines() {
+                text.push_str("\n  ");
+                text.push_str(line);
+            }
+            (None, text)
+        }
+        What::Ready if state.mode() == Mode::Up => (None, "ready".to_string()),
+        What::Phase { from, to } => (None, phase_line(instance, from, to, now)?),
+        What::Ready | What::Output { .. } | What::ShellGone { .. } => return None,
+    })
+}
+
+/// A change as a reader of a job's output sees it: the job's own line, or
+/// zap's words about the job (one line or more).
+pub enum Shown<'e> {
+    Output {
+        stream: Stream,
+        step: Option<StepIndex>,
+        text: &'e str,
+        cut: LineCut,
+    },
+    Said {
+        step: Option<StepIndex>,
+        text: String,
+    },
+}
+
+/// The instance `change` is about and what it shows; `None` for a change
+/// that shows nothing.
+pub fn shown<'s, 'e>(
+    state: &'s State,
+    change: &Change<'e>,
+    now: Instant,
+) -> Option<(&'s Instance, Shown<'e>)> {
+    let instance = state.instances().get(change.instance)?;
+    let shown = match change.what {
+        What::Output {
+            stream,
+            step,
+            text,
+            cut,
+        } => Shown::Output {
+            stream,
+            step,
+            text,
+            cut,
+        },
+        _ => {
+            let (step, text) = self::change(state, change, now)?;
+            Shown::Said { step, text }
+        }
+    };
+    Some((instance, shown))
+}
+
+/// The line printed when an instance enters `to`; `None` for the phases
+/// whose own lines already say it (starting, running, stopping).
+fn phase_line(instance: &Instance, from: &Phase, to: &Phase, now: Instant) -> Option<String> {
+    match to {
+        // Its cooldown over, the same remedy now runs: said already.
+        Phase::Fixing { .. } if matches!(from, Phase::Fixing { .. }) => None,
+        Phase::Lost { .. } => Some(format!(
+            "{}; restarting when the host is back",
+            phase_info(instance, to, now)?
+        )),
+        _ => phase_info(instance, to, now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_at_a_glance() {
+        assert_eq!(duration(Duration::from_millis(3)), "3ms");
+        assert_eq!(duration(Duration::from_millis(1250)), "1.25s");
+        assert_eq!(duration(Duration::from_secs(125)), "2m05s");
+    }
+}
