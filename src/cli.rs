@@ -18,16 +18,7 @@ use crate::supervisor::{Outcome, Phase, State};
 use crate::transport::host::transports_for;
 use crate::{demo, fixup, report, summary, targets};
 
-/// Exit codes, as SPEC §3 sets them.
-pub mod exit {
-    pub const OK: u8 = 0;
-    pub const JOB_FAILED: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const UNREACHABLE: u8 = 3;
-    /// zap itself failed (its terminal UI panicked): sysexits' EX_SOFTWARE,
-    /// outside the range SPEC §3 gives meanings to.
-    pub const INTERNAL: u8 = 70;
-}
+pub use crate::commands::exit;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -247,7 +238,7 @@ async fn up_command(dir: &Path, plan: &Plan, target_names: &[String], headless: 
     if headless || !terminal {
         let colour = std::io::stdout().is_terminal();
         let mut printer = Printer::new(buffered_stdout(), colour, &selected);
-        return crate::supervisor::up::up(dir, plan, selected, &mut printer, None).await;
+        return crate::commands::up::up(dir, plan, selected, &mut printer, None).await;
     }
     let keymap = match crate::ui::Keymap::load_user() {
         Ok(keymap) => keymap,
@@ -257,7 +248,7 @@ async fn up_command(dir: &Path, plan: &Plan, target_names: &[String], headless: 
         }
     };
     let (mut observer, tui) = crate::ui::Tui::new(keymap, &selected);
-    crate::supervisor::up::up(dir, plan, selected, &mut observer, Some(tui)).await
+    crate::commands::up::up(dir, plan, selected, &mut observer, Some(tui)).await
 }
 
 /// The config in `dir`, or the built-in demo when `dir` holds no config.

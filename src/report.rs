@@ -1,4 +1,4 @@
-//! The JSON report of `zap run --report FILE` (SPEC §3): a pure function of
+//! The JSON report of `zap run --report FILE`: a pure function of
 //! the final state.
 
 use serde::Serialize;

@@ -22,6 +22,48 @@ pub fn duration(duration: Duration) -> String {
     }
 }
 
+/// `42s`, `3m12s`, `2h05m`, `3d04h`.
+pub fn uptime(seconds: f64) -> String {
+    // Truncating to whole seconds is the point; negative or NaN reads as 0.
+    let total = if seconds.is_finite() && seconds > 0.0 {
+        seconds as u64
+    } else {
+        0
+    };
+    let (days, hours, minutes, secs) = (
+        total / 86_400,
+        total / 3_600 % 24,
+        total / 60 % 60,
+        total % 60,
+    );
+    match total {
+        0..60 => format!("{secs}s"),
+        60..3_600 => format!("{minutes}m{secs:02}s"),
+        3_600..86_400 => format!("{hours}h{minutes:02}m"),
+        _ => format!("{days}d{hours:02}h"),
+    }
+}
+
+/// `512B`, `9.8K`, `120M`, `1.2G`: one decimal below 10, none above.
+pub fn bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["K", "M", "G", "T", "P"];
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    // Display only: f64's precision is plenty.
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value < 10.0 {
+        format!("{value:.1}{}", UNITS[unit])
+    } else {
+        format!("{value:.0}{}", UNITS[unit])
+    }
+}
+
 /// How a run ended, in words.
 pub fn outcome(outcome: &Outcome) -> String {
     match outcome {

@@ -381,7 +381,7 @@ fn sigterm_stops_the_jobs_and_gives_the_terminal_back() {
         .expect("run kill");
     assert!(killed.success());
 
-    // Stopped on request, not failed: exit 0 (SPEC §4).
+    // Stopped on request, not failed: exit 0.
     assert_eq!(pane.exit_code(), "0");
     wait_until_gone(&marker);
     pane.tmux.wait_for(&["SIGTERM"]);
@@ -410,7 +410,7 @@ fn a_panic_in_the_ui_gives_the_terminal_back_and_stops_the_jobs() {
     assert_eq!(processes_with(&marker).len(), 1);
 
     pane.tmux.keys(&["P"]);
-    // zap failed, not the job: EX_SOFTWARE, none of SPEC §3's codes.
+    // zap failed, not the job: EX_SOFTWARE, none of the codes that speak of jobs.
     assert_eq!(pane.exit_code(), "70");
     wait_until_gone(&marker);
     // The message is readable on the shell's screen, not lost with the UI's

@@ -10,7 +10,7 @@ use super::plan::{FixupRule, RemedyPlace, StreamFilter};
 use super::reader::{Errors, Node, Spot, Table};
 
 /// The packs zap ships with, in the order `zap fixups list` shows them
-/// (their files: `crate::fixup::packs::BUILT_IN`).
+/// (their files: [`super::pack::BUILT_IN_PACK_SOURCES`]).
 pub const BUILT_IN_PACKS: &[&str] = &["podman", "sshfs", "port", "ssh"];
 
 pub(super) const RULE_KEYS: &[&str] = &[

@@ -27,6 +27,7 @@ use toml::de::DeTable;
 pub use diagnostic::{ConfigErrors, Diagnostic};
 pub use duration::parse_duration;
 pub use fixup::{BUILT_IN_PACKS, placeholders};
+pub use pack::BUILT_IN_PACK_SOURCES;
 pub use plan::*;
 
 use hosts::{PathBase, read_hosts};
@@ -288,7 +289,7 @@ fn load_with_home(
 /// Adds the built-in packs that no `jobs/fixups/NAME.toml` replaces, so they
 /// are read (and checked) like a user's.
 fn add_built_in_packs(sources: &mut Vec<SourceFile>) {
-    for (name, text) in crate::fixup::packs::BUILT_IN {
+    for (name, text) in pack::BUILT_IN_PACK_SOURCES {
         let replaced = sources
             .iter()
             .any(|source| role(&source.path) == Role::Pack((*name).to_string()));

@@ -5,6 +5,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+/// Name and text of every built-in pack, in `config::BUILT_IN_PACKS` order.
+pub const BUILT_IN_PACK_SOURCES: &[(&str, &str)] = &[
+    ("podman", include_str!("packs/podman.toml")),
+    ("sshfs", include_str!("packs/sshfs.toml")),
+    ("port", include_str!("packs/port.toml")),
+    ("ssh", include_str!("packs/ssh.toml")),
+];
+
 use super::diagnostic::Diagnostic;
 use super::fixup::{RULE_KEYS, RuleDefaults, read_rule};
 use super::names::is_plain_name;

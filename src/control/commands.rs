@@ -14,7 +14,7 @@ use crate::action::Action;
 use crate::logs;
 use crate::model::{InstanceId, StepIndex};
 
-/// Exit codes of these commands, within SPEC §3's meanings.
+/// Exit codes of these commands, with the meanings every zap command gives them.
 pub mod code {
     pub const OK: u8 = 0;
     /// The running zap refused or failed the request (an unknown target,

@@ -1,5 +1,5 @@
 //! Fixups: a line of a job's output names a known failure, a remedy command
-//! heals it, and the job starts again (SPEC §5).
+//! heals it, and the job starts again.
 //!
 //! This module is the pure part, with no I/O of its own:
 //! - `rules`: which rules a job has, in order, and the [`Matcher`] that sees

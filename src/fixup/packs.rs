@@ -12,14 +12,6 @@ use crate::model::Stream;
 use super::remedy::Remedy;
 use super::rules::{claimant, first_match};
 
-/// Name and text of every built-in pack, in `config::BUILT_IN_PACKS` order.
-pub const BUILT_IN: &[(&str, &str)] = &[
-    ("podman", include_str!("packs/podman.toml")),
-    ("sshfs", include_str!("packs/sshfs.toml")),
-    ("port", include_str!("packs/port.toml")),
-    ("ssh", include_str!("packs/ssh.toml")),
-];
-
 /// A test case of a pack that its rules do not pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestFailure {
@@ -181,7 +173,10 @@ pub(crate) mod tests {
 
     #[test]
     fn built_in_files_are_the_built_in_packs() {
-        let names: Vec<&str> = BUILT_IN.iter().map(|(name, _)| *name).collect();
+        let names: Vec<&str> = crate::config::BUILT_IN_PACK_SOURCES
+            .iter()
+            .map(|(name, _)| *name)
+            .collect();
         assert_eq!(names, BUILT_IN_PACKS);
     }
 

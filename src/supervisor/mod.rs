@@ -8,7 +8,6 @@ pub mod leftovers;
 pub mod logbook;
 pub mod run;
 pub mod state;
-pub mod up;
 
 pub use state::{
     Applied, Change, Event, Instance, LastRun, Mode, Outcome, Phase, State, StateKind, Step,

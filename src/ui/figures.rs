@@ -1,5 +1,5 @@
 //! CPU and memory as the UI shows them, read from the supervisor's state in
-//! this one place. The stats pollers (SPEC §4) fill the state in; until a
+//! this one place. The stats pollers fill the state in; until a
 //! host's first poll, or when its poller failed, these return `None` and the
 //! screens show "-".
 

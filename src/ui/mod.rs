@@ -1,4 +1,4 @@
-//! The terminal UI of `zap up` (SPEC §6): the fleet as a folding tree, a
+//! The terminal UI of `zap up`: the fleet as a folding tree, a
 //! job's output, a host's processes, help; actions through the same
 //! vocabulary as the control socket.
 //!

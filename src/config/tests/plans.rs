@@ -1,4 +1,4 @@
-//! Plans from good folders: defaults, paths, hosts, and the SPEC example.
+//! Plans from good folders: defaults, paths, hosts, and the example of the README.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -8,12 +8,12 @@ use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 
 use super::{Frame, clear_row, counts_line, fit, footer, style};
-use crate::control::format::{bytes_text, duration_text};
 use crate::model::ExitInfo;
 use crate::supervisor::StepStatus;
 use crate::ui::keys::Command;
 use crate::ui::snapshot::{InstanceView, Snapshot, StateKind};
 use crate::ui::tree::{self, Row, RowKind};
+use crate::words::{bytes as bytes_text, uptime as duration_text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Column {

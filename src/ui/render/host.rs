@@ -7,10 +7,10 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 
 use super::{Frame, clear_row, fit, footer, strip, style};
-use crate::control::format::bytes_text;
 use crate::model::HostName;
 use crate::ui::figures::HostFigures;
 use crate::ui::keys::Command;
+use crate::words::bytes as bytes_text;
 
 pub fn render(frame: &Frame, host: &HostName, area: Rect, buf: &mut Buffer) {
     strip(frame, area, buf);

@@ -10,10 +10,10 @@ use tui_term::widget::PseudoTerminal;
 
 use super::fleet::exit_text;
 use super::{Frame, clear_row, footer, strip, style};
-use crate::control::format::duration_text;
 use crate::model::InstanceId;
 use crate::ui::keys::Command;
 use crate::ui::output::{self, Shown};
+use crate::words::uptime as duration_text;
 
 pub fn render(frame: &Frame, id: &InstanceId, area: Rect, buf: &mut Buffer) {
     strip(frame, area, buf);

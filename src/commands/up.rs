@@ -7,12 +7,6 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::engine::{self, Observer, Observers, Options, Request, request_for_action};
-use super::ledger::{Ledger, Leftover};
-use super::leftovers::kill_if_ours;
-use super::logbook::LogBook;
-use super::run::new_run_id;
-use super::state::{Mode, State};
 use crate::action::Action;
 use crate::config::Plan;
 use crate::control::path::state_dir;
@@ -20,6 +14,12 @@ use crate::control::protocol::Reply;
 use crate::control::{self, Server};
 use crate::logs::{LogWriter, logs_dir};
 use crate::model::{HostName, InstanceId, StepIndex};
+use crate::supervisor::engine::{self, Observer, Observers, Options, Request, request_for_action};
+use crate::supervisor::ledger::{Ledger, Leftover};
+use crate::supervisor::leftovers::kill_if_ours;
+use crate::supervisor::logbook::LogBook;
+use crate::supervisor::run::new_run_id;
+use crate::supervisor::state::{Mode, State};
 use crate::transport::host::{Transport, transports_for};
 use crate::{status, targets};
 
@@ -39,7 +39,7 @@ pub async fn up(
         Ok(server) => server,
         Err(error) => {
             eprintln!("zap: {error}");
-            return crate::cli::exit::USAGE;
+            return super::exit::USAGE;
         }
     };
     let ledger_path = state_dir(dir).join("state");
@@ -58,7 +58,7 @@ pub async fn up(
         Ok(transports) => transports,
         Err(error) => {
             eprintln!("zap: {error}");
-            return crate::cli::exit::USAGE;
+            return super::exit::USAGE;
         }
     };
     let carried = clean_up(&leftovers, &transports, observer).await;
@@ -67,7 +67,7 @@ pub async fn up(
         Ok(ledger) => ledger,
         Err(error) => {
             eprintln!("zap: cannot write {}: {error}", ledger_path.display());
-            return crate::cli::exit::USAGE;
+            return super::exit::USAGE;
         }
     };
     let writer = LogWriter::start(logs_dir(dir))
@@ -112,12 +112,12 @@ pub async fn up(
     )
     .await;
     drop(observers);
-    let mut code = crate::cli::exit::OK;
+    let mut code = super::exit::OK;
     if let Some(ui) = ui
         && !ui.finish().await
     {
         eprintln!("zap: the terminal UI failed; every job was stopped");
-        code = crate::cli::exit::INTERNAL;
+        code = super::exit::INTERNAL;
     }
 
     handler.abort();
