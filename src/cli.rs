@@ -1,7 +1,7 @@
 //! The command line: parses arguments, loads the plan, hands it to the
 //! supervisor and front ends, and turns the outcome into an exit code.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,6 +12,8 @@ use crate::action::Action;
 use crate::config::{self, HostKind, Plan};
 use crate::control::{self, Console};
 use crate::headless::Printer;
+use crate::headless::outlet::{self, Outlet};
+use crate::logs::logs_dir;
 use crate::model::HostName;
 use crate::supervisor::run;
 use crate::supervisor::{Outcome, Phase, State};
@@ -237,8 +239,11 @@ async fn up_command(dir: &Path, plan: &Plan, target_names: &[String], headless: 
     let terminal = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
     if headless || !terminal {
         let colour = std::io::stdout().is_terminal();
-        let mut printer = Printer::new(buffered_stdout(), colour, &selected);
-        return crate::commands::up::up(dir, plan, selected, &mut printer, None).await;
+        let out = Outlet::stdout(Some(format!("all are in {}", logs_dir(dir).display())));
+        let mut printer = Printer::new(out, colour, &selected);
+        let code = crate::commands::up::up(dir, plan, selected, &mut printer, None).await;
+        printer.into_inner().close(Some(outlet::CLOSE_WITHIN));
+        return code;
     }
     let keymap = match crate::ui::Keymap::load_user() {
         Ok(keymap) => keymap,
@@ -289,10 +294,12 @@ async fn run_command(
         }
     };
     let colour = std::io::stdout().is_terminal();
-    let mut printer = Printer::new(buffered_stdout(), colour, &selected);
+    let mut printer = Printer::new(Outlet::stdout(None), colour, &selected);
     let state = run::run(plan, &selected, &transports, &mut printer, timeout).await;
-    drop(printer);
-    print!("{}", summary::render(&state));
+    let mut out = printer.into_inner();
+    let _ = out.write_all(summary::render(&state).as_bytes());
+    // The jobs are done: wait for the reader as any filter would.
+    out.close(None);
     if let Some(path) = report_path
         && let Err(error) = write_report(&state, path)
     {
@@ -386,11 +393,4 @@ async fn check_command(plan: &Plan, connect: bool) -> u8 {
         transport.close().await;
     }
     code
-}
-
-/// Stdout for the headless printer: buffered, since a line per write(2)
-/// costs more than the rest of printing; the printer flushes whenever the
-/// supervisor has no event waiting.
-fn buffered_stdout() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
-    std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock())
 }

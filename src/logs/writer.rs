@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -20,8 +21,9 @@ use super::{LogLine, files, record};
 use crate::model::InstanceId;
 
 /// How many batches of lines (see [`LogWriter::append_all`]) may wait for
-/// the writer before `append` blocks; a single appended line is a batch.
-const QUEUE_BATCHES: usize = 64;
+/// the writer, some 64k lines; past that, lines are counted as missed
+/// instead of making the supervisor wait for the disk.
+const QUEUE_BATCHES: usize = 256;
 
 /// The most lines [`LogWriter::append_all`] puts in one batch, which bounds
 /// the lines waiting at `QUEUE_BATCHES × BATCH_LINES`.
@@ -88,11 +90,23 @@ struct Shared {
     /// Taken by whichever clone stops the writer. A std mutex: it is only
     /// locked in `flush_and_stop`, which blocks anyway.
     thread: Mutex<Option<JoinHandle<Vec<LogError>>>>,
+    /// Lines that found the queue full, per instance, not yet said in its
+    /// file. A std mutex, locked only when `pending` says there are some.
+    missed: Mutex<HashMap<InstanceId, u64>>,
+    /// The sum of `missed`, so the common case needs no lock.
+    pending: AtomicU64,
+    /// Every line missed so far.
+    missed_ever: AtomicU64,
 }
 
 enum Msg {
-    Line(InstanceId, LogLine),
-    Lines(InstanceId, Vec<LogLine>),
+    /// Lines of one instance, after `missed` lines of it that found the
+    /// queue full.
+    Lines {
+        id: InstanceId,
+        lines: Vec<LogLine>,
+        missed: u64,
+    },
     Stop,
     /// Keeps the thread busy, as a slow disk would.
     #[cfg(test)]
@@ -135,39 +149,94 @@ impl LogWriter {
             shared: Arc::new(Shared {
                 root,
                 thread: Mutex::new(Some(thread)),
+                missed: Mutex::new(HashMap::new()),
+                pending: AtomicU64::new(0),
+                missed_ever: AtomicU64::new(0),
             }),
         })
     }
 
-    /// Hands `line` to the writer for `id`'s file. Returns at once unless
-    /// [`QUEUE_BATCHES`] batches are waiting already: then it blocks until there
-    /// is room. That is the back-pressure: output faster than the disk slows
-    /// its reader down instead of being lost or piling up in memory.
-    ///
-    /// Lines appended after [`LogWriter::flush_and_stop`] are not written.
+    /// Hands `line` of `id` to the writer, as [`LogWriter::append_all`].
     pub fn append(&self, id: &InstanceId, line: LogLine) {
-        // Fails only when stopped, as documented.
-        let _ = self.queue.send(Msg::Line(id.clone(), line));
+        self.append_all(id, vec![line]);
     }
 
     /// Hands `lines` of `id`, in order, to the writer as batches of at most
     /// [`BATCH_LINES`]: a fast job's output costs the writer thread one
-    /// wake-up per batch, not per line. Blocks as `append` does.
+    /// wake-up per batch, not per line. Never waits: when the disk is so
+    /// slow that the queue is full, the lines are counted as missed, and the
+    /// count is written in their file when the queue has room again.
+    /// Lines appended after [`LogWriter::flush_and_stop`] are not written.
     pub fn append_all(&self, id: &InstanceId, mut lines: Vec<LogLine>) {
-        while lines.len() > BATCH_LINES {
-            let rest = lines.split_off(BATCH_LINES);
-            let _ = self.queue.send(Msg::Lines(id.clone(), lines));
+        while !lines.is_empty() {
+            let rest = if lines.len() > BATCH_LINES {
+                lines.split_off(BATCH_LINES)
+            } else {
+                Vec::new()
+            };
+            let missed = self.take_missed(id);
+            let batch = Msg::Lines {
+                id: id.clone(),
+                lines,
+                missed,
+            };
+            if let Err(TrySendError::Full(Msg::Lines { lines, missed, .. })) =
+                self.queue.try_send(batch)
+            {
+                self.add_missed(id, missed, lines.len() as u64);
+            }
             lines = rest;
         }
-        if !lines.is_empty() {
-            let _ = self.queue.send(Msg::Lines(id.clone(), lines));
+    }
+
+    /// Lines missed so far, over the whole run.
+    pub fn missed_ever(&self) -> u64 {
+        self.shared.missed_ever.load(Ordering::Relaxed)
+    }
+
+    fn take_missed(&self, id: &InstanceId) -> u64 {
+        if self.shared.pending.load(Ordering::Relaxed) == 0 {
+            return 0;
         }
+        let mut missed = self
+            .shared
+            .missed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let taken = missed.remove(id).unwrap_or(0);
+        self.shared.pending.fetch_sub(taken, Ordering::Relaxed);
+        taken
+    }
+
+    /// `before` lines missed earlier come back, and `now` more join them.
+    fn add_missed(&self, id: &InstanceId, before: u64, now: u64) {
+        let mut missed = self
+            .shared
+            .missed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *missed.entry(id.clone()).or_insert(0) += before + now;
+        self.shared
+            .pending
+            .fetch_add(before + now, Ordering::Relaxed);
+        self.shared.missed_ever.fetch_add(now, Ordering::Relaxed);
     }
 
     /// Writes every line appended before, closes the files and ends the
     /// thread; blocks until then. Returns the error of each file that
     /// failed during the whole run (also given to `on_error`).
     pub fn flush_and_stop(self) -> Vec<LogError> {
+        // What was missed and not said yet is said now; stopping may wait.
+        let missed: Vec<(InstanceId, u64)> = self
+            .shared
+            .missed
+            .lock()
+            .map(|mut missed| missed.drain().collect())
+            .unwrap_or_default();
+        for (id, missed) in missed {
+            let lines = Vec::new();
+            let _ = self.queue.send(Msg::Lines { id, lines, missed });
+        }
         // Fails only if the thread is gone already; joining tells.
         let _ = self.queue.send(Msg::Stop);
         let thread = match self.shared.thread.lock() {
@@ -226,12 +295,14 @@ impl Worker {
                 }
             };
             match msg {
-                Msg::Line(id, line) => {
+                Msg::Lines { id, lines, missed } => {
                     let at = self.sink(&id);
-                    self.write(at, &line);
-                }
-                Msg::Lines(id, lines) => {
-                    let at = self.sink(&id);
+                    if missed > 0 {
+                        let note = format!(
+                            "{missed} lines of output are missing here: the disk did not keep up"
+                        );
+                        self.write(at, &LogLine::zap(None, note));
+                    }
                     for line in &lines {
                         self.write(at, line);
                     }

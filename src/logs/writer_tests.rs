@@ -119,7 +119,7 @@ fn a_line_longer_than_the_limit_gets_a_file_of_its_own() {
 }
 
 #[test]
-fn lines_of_many_instances_arrive_complete_and_in_order() {
+fn lines_of_many_instances_arrive_in_order_and_every_one_is_written_or_counted() {
     const INSTANCES: usize = 10;
     const LINES: usize = 20_000;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -135,8 +135,11 @@ fn lines_of_many_instances_arrive_complete_and_in_order() {
         for id in &ids {
             let writer = writer.clone();
             scope.spawn(move || {
-                for n in 0..LINES {
-                    writer.append(id, out(1 + (n % 3) as u32, format!("{id} {n}")));
+                for first in (0..LINES).step_by(BATCH_LINES) {
+                    let batch = (first..(first + BATCH_LINES).min(LINES))
+                        .map(|n| out(1 + (n % 3) as u32, format!("{id} {n}")))
+                        .collect();
+                    writer.append_all(id, batch);
                 }
             });
         }
@@ -144,15 +147,24 @@ fn lines_of_many_instances_arrive_complete_and_in_order() {
     assert!(writer.flush_and_stop().is_empty());
     for id in &ids {
         let lines = read(dir.path(), id);
-        assert_eq!(lines.len(), LINES, "{id}");
-        assert!(
-            lines
-                .iter()
-                .enumerate()
-                .all(|(n, l)| l.text == format!("{id} {n}")),
-            "{id} out of order"
-        );
-        assert!(super::files::rotated(&log_path(dir.path(), id), 1).exists());
+        // A disk slower than ten writers may miss lines: the file says how
+        // many, where they were.
+        let mut expected = 0;
+        for line in &lines {
+            if line.origin == Origin::Zap {
+                let missed: usize = line
+                    .text
+                    .split(' ')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("a count");
+                expected += missed;
+                continue;
+            }
+            assert_eq!(line.text, format!("{id} {expected}"), "{id} in order");
+            expected += 1;
+        }
+        assert_eq!(expected, LINES, "{id}: every line written or counted");
     }
 }
 
@@ -182,21 +194,39 @@ async fn append_returns_while_the_writer_is_busy() {
 }
 
 #[test]
-fn a_full_queue_blocks_the_sender_and_loses_nothing() {
+fn a_full_queue_never_blocks_the_sender_and_the_missed_lines_are_counted_in_the_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let id = instance("s", "j", "h");
     let writer = LogWriter::start(dir.path().to_path_buf()).expect("start");
-    writer.stall(Duration::from_millis(300));
+    // A disk that takes nothing for a long while: the sender must not care.
+    writer.stall(Duration::from_secs(3));
+    let sent = QUEUE_BATCHES * BATCH_LINES * 2;
     let began = Instant::now();
-    for n in 0..QUEUE_BATCHES * 3 {
-        writer.append(&id, out(1, n.to_string()));
+    for n in 0..sent / BATCH_LINES {
+        let batch = (0..BATCH_LINES)
+            .map(|k| out(1, (n * BATCH_LINES + k).to_string()))
+            .collect();
+        writer.append_all(&id, batch);
     }
-    assert!(
-        began.elapsed() >= Duration::from_millis(200),
-        "no back-pressure"
-    );
+    let took = began.elapsed();
+    assert!(took < Duration::from_secs(2), "append_all waited {took:?}");
+    let missed = writer.missed_ever();
+    assert!(missed > 0, "the queue overflowed");
     assert!(writer.flush_and_stop().is_empty());
-    assert_eq!(read(dir.path(), &id).len(), QUEUE_BATCHES * 3);
+    let lines = read(dir.path(), &id);
+    let output = lines.iter().filter(|line| line.origin == Origin::Stdout);
+    assert_eq!(
+        output.count() as u64 + missed,
+        sent as u64,
+        "none lost uncounted"
+    );
+    let note = format!("{missed} lines of output are missing here: the disk did not keep up");
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.origin == Origin::Zap && line.text == note),
+        "the file says so"
+    );
 }
 
 #[test]

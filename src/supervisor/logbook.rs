@@ -163,15 +163,22 @@ impl LogBook {
     pub fn close(&self) -> Vec<String> {
         self.hand_over();
         let writer = self.lock().writer.take();
-        writer
-            .map(|writer| {
-                writer
-                    .flush_and_stop()
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
+        let Some(writer) = writer else {
+            return Vec::new();
+        };
+        let missed = writer.missed_ever();
+        let mut errors: Vec<String> = writer
+            .flush_and_stop()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        if missed > 0 {
+            errors.push(format!(
+                "{missed} lines of output were not written to the logs: the disk did not keep up \
+                 (each log file says where they were)"
+            ));
+        }
+        errors
     }
 }
 

@@ -336,10 +336,10 @@ impl App {
             forward,
         } = &action
         {
-            let found = self
-                .logbook
-                .with_ring(id, |ring| output::find(ring, query, *from, *forward))
-                .flatten();
+            // A copy (compressed blocks, a memcpy) is searched outside the
+            // lock the supervisor takes for every line.
+            let ring = self.logbook.with_ring(id, Clone::clone);
+            let found = ring.and_then(|ring| output::find(&ring, query, *from, *forward));
             let bounds = self.bounds();
             self.view.found(found, bounds);
             return;

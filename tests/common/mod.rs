@@ -116,8 +116,19 @@ pub struct Running {
 
 impl Running {
     pub fn start(fixture: &Fixture, args: &[&str]) -> Running {
+        Running::start_with_stdout(fixture, args, None)
+    }
+
+    /// As [`Running::start`], with stdout going to `stdout` when given
+    /// (then only stderr is collected).
+    pub fn start_with_stdout(
+        fixture: &Fixture,
+        args: &[&str],
+        stdout: Option<std::fs::File>,
+    ) -> Running {
         use std::io::BufRead;
         use std::process::Stdio;
+        let to_file = stdout.is_some();
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("zap"))
             .arg("--config")
             .arg(fixture.path())
@@ -125,15 +136,16 @@ impl Running {
             .env_remove("SSH_AUTH_SOCK")
             .env_remove("ZAP_CONFIG")
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(stdout.map_or_else(Stdio::piped, Stdio::from))
             .stderr(Stdio::piped())
             .spawn()
             .expect("start zap");
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let pipes: Vec<Box<dyn std::io::Read + Send>> = vec![
-            Box::new(child.stdout.take().expect("stdout")),
-            Box::new(child.stderr.take().expect("stderr")),
-        ];
+        let mut pipes: Vec<Box<dyn std::io::Read + Send>> =
+            vec![Box::new(child.stderr.take().expect("stderr"))];
+        if !to_file {
+            pipes.push(Box::new(child.stdout.take().expect("stdout")));
+        }
         for pipe in pipes {
             let lines = lines.clone();
             std::thread::spawn(move || {

@@ -2,6 +2,8 @@
 //! `HOST SYSTEM.JOB[STEP] | text`, with `!` instead of `|` for stderr and `~`
 //! for zap's own lines about the job.
 
+pub mod outlet;
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::time::Instant;
