@@ -137,9 +137,10 @@ pub fn spawn_poller(
             () = tokio::time::sleep(every) => {}
             () = tx.closed() => return,
         }
-        let poller = match transport {
-            Transport::Local(_) => spawn_local_poller(host, every, tx),
-            Transport::Ssh(_) => spawn_host_poller(host, transport, every, tx, shells),
+        let poller = if transport.is_this_machine() {
+            spawn_local_poller(host, every, tx)
+        } else {
+            spawn_host_poller(host, transport, every, tx, shells)
         };
         // Ends when the poller does, so that whoever awaits this handle
         // waits for the host side to be stopped, as before.
@@ -450,7 +451,6 @@ fn with_stderr(reason: String, stderr: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::local::LocalHost;
 
     #[test]
     fn the_program_fits_in_single_quotes() {
@@ -770,7 +770,7 @@ mod tests {
     #[tokio::test]
     async fn the_task_sends_rates_then_stops_its_poller_when_nobody_listens() {
         let (tx, mut rx) = mpsc::channel(4);
-        let transport = Transport::Local(LocalHost);
+        let transport = Transport::local();
         let poller = spawn_host_poller(
             HostName("here".into()),
             transport,
@@ -813,7 +813,7 @@ mod tests {
         // A host without awk: the script finds none on its PATH.
         let poller = spawn_with_prelude(
             HostName("bare".into()),
-            Transport::Local(LocalHost),
+            Transport::local(),
             Duration::from_millis(300),
             tx,
             watch::channel(Vec::new()).1,

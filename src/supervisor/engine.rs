@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::instance::{Addressed, RunContext, run_instance};
-use super::state::{Applied, Change, Effect, Event, Mode, Phase, State};
+use super::state::{Applied, Change, Effect, Event, Interrupt, Mode, Phase, State};
 use crate::action::Action;
 use crate::config::{Plan, RemedyPlace};
 use crate::fixup::{Guard, Remedy};
@@ -19,7 +19,6 @@ use crate::model::{ExitInfo, HostName, InstanceId, Signal};
 use crate::stats::{HostStats, spawn_poller};
 use crate::transport::escape::quote;
 use crate::transport::host::Transport;
-use crate::transport::local::LocalHost;
 
 /// How many batches of events (each up to `BATCH_EVENTS`) may wait for the
 /// supervisor. A job that floods output is slowed down at its own channel
@@ -175,7 +174,6 @@ pub async fn supervise(
         .timeout
         .map(|timeout| (Instant::now() + timeout, timeout));
     let mut timed_out = false;
-    let mut interrupts = 0u32;
     let mut requests_open = true;
     let mut stop_signals = StopSignals::new();
     while !state.all_done() {
@@ -234,20 +232,15 @@ pub async fn supervise(
                 engine.carry_out(stopped.effects);
             }
             reason = stop_signals.next() => {
-                interrupts += 1;
-                if interrupts == 1 {
-                    observer.note(&format!("{reason}: stopping every job (again to kill them at once)"));
-                    let stopped = state.shut_down(reason, false, std::time::Instant::now());
-                    observer.changes(&state, &stopped.changes);
-                    engine.carry_out(stopped.effects);
-                } else {
-                    observer.note("killing every job now");
-                    for instance in state.instances().iter().filter(|instance| instance.is_live()) {
-                        if let Some(pgid) = instance.pgid {
-                            engine.signal(&instance.id, pgid, Signal::Kill);
-                        }
+                let (interrupt, stopped) = state.interrupt(reason, std::time::Instant::now());
+                observer.note(&match interrupt {
+                    Interrupt::StopsInOrder => {
+                        format!("{reason}: stopping every job (again to kill them at once)")
                     }
-                }
+                    Interrupt::KillsNow => "killing every job now".to_string(),
+                });
+                observer.changes(&state, &stopped.changes);
+                engine.carry_out(stopped.effects);
             }
         }
         observer.idle();
@@ -406,13 +399,13 @@ impl Engine<'_> {
                 } => {
                     let transport = match remedy.on {
                         RemedyPlace::Host => self.transports.get(&id.host).cloned(),
-                        RemedyPlace::Local => Some(Transport::Local(LocalHost)),
+                        RemedyPlace::Local => Some(Transport::local()),
                     };
                     let (Some(transport), Some(job)) = (transport, self.plan.job(&id.job)) else {
                         continue;
                     };
                     let guard = Guard {
-                        zap_pid: matches!(transport, Transport::Local(_)).then(std::process::id),
+                        zap_pid: transport.is_this_machine().then(std::process::id),
                         keep_pgids,
                     };
                     let env = remedy.env(&job.env, &id, &guard);

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 
 use super::local::LocalHost;
@@ -13,13 +14,65 @@ use super::{Chunk, TransportError};
 use crate::config::{HostKind, Plan};
 use crate::model::{ExitInfo, HostName, Signal};
 
-#[derive(Clone)]
-pub enum Transport {
-    Local(LocalHost),
-    Ssh(Arc<SshHostPool>),
+/// What a host's carrier does, whatever it is (this machine, an SSH
+/// connection, a scripted host in tests): the one seam the supervisor and
+/// the stats pollers reach hosts through.
+pub trait Link: Send + Sync + 'static {
+    /// Starts `command` in a shell of the host, feeds it `stdin` then EOF,
+    /// and forwards its output to `tx`, ending with exactly one
+    /// [`Chunk::Exit`] or [`Chunk::Lost`]. In a pseudo-terminal when `pty`.
+    fn launch(
+        &self,
+        command: String,
+        stdin: Vec<u8>,
+        pty: bool,
+        tx: mpsc::Sender<Chunk>,
+    ) -> BoxFuture<'_, Result<(), TransportError>>;
+
+    /// As `launch`, no pseudo-terminal, with stdin kept open after `stdin`
+    /// for whatever `feed` brings; EOF once all its senders are dropped.
+    fn launch_fed(
+        &self,
+        command: String,
+        stdin: Vec<u8>,
+        feed: mpsc::Receiver<Vec<u8>>,
+        tx: mpsc::Sender<Chunk>,
+    ) -> BoxFuture<'_, Result<(), TransportError>>;
+
+    /// Sends `signal` to every process of the group `pgid` leads.
+    fn signal_group(&self, pgid: u32, signal: Signal) -> BoxFuture<'_, Result<(), TransportError>>;
+
+    /// Runs a short command to completion: exit, stdout, stderr.
+    fn run_capture(&self, command: String) -> BoxFuture<'_, Captured>;
+
+    /// Connects and authenticates now, where there is anything to connect to.
+    fn ensure_connected(&self) -> BoxFuture<'_, Result<(), TransportError>>;
+
+    /// Closes what it holds open; the next use opens it again.
+    fn close(&self) -> BoxFuture<'_, ()>;
+
+    /// It runs commands on the machine zap runs on.
+    fn is_this_machine(&self) -> bool;
 }
 
+/// What [`Link::run_capture`] gives.
+pub type Captured = Result<(ExitInfo, Vec<u8>, Vec<u8>), TransportError>;
+
+/// A host zap can run jobs on: a cheap handle to its [`Link`].
+#[derive(Clone)]
+pub struct Transport(Arc<dyn Link>);
+
 impl Transport {
+    /// This machine.
+    pub fn local() -> Transport {
+        Transport(Arc::new(LocalHost))
+    }
+
+    /// A host carried by `link` (an SSH pool, or a test's own).
+    pub fn new(link: Arc<dyn Link>) -> Transport {
+        Transport(link)
+    }
+
     /// Starts a job shell that reads `script` from its stdin, and forwards its
     /// output to `tx`, ending with exactly one [`Chunk::Exit`].
     pub async fn start(
@@ -39,14 +92,9 @@ impl Transport {
         pty: bool,
         tx: mpsc::Sender<Chunk>,
     ) -> Result<(), TransportError> {
-        match self {
-            Transport::Local(local) => {
-                local
-                    .start_with(command, script.into_bytes(), pty, tx)
-                    .await
-            }
-            Transport::Ssh(pool) => pool.start_with(command, script.into_bytes(), pty, tx).await,
-        }
+        self.0
+            .launch(command.to_string(), script.into_bytes(), pty, tx)
+            .await
     }
 
     /// Runs `command` (no pseudo-terminal) with `stdin` written first and
@@ -61,54 +109,130 @@ impl Transport {
         feed: mpsc::Receiver<Vec<u8>>,
         tx: mpsc::Sender<Chunk>,
     ) -> Result<(), TransportError> {
-        match self {
-            Transport::Local(local) => local.start_fed(command, stdin, feed, tx).await,
-            Transport::Ssh(pool) => pool.start_fed(command, stdin, feed, tx).await,
-        }
+        self.0
+            .launch_fed(command.to_string(), stdin, feed, tx)
+            .await
     }
 
     /// Sends `signal` to every process of the job whose shell leads `pgid`.
-    /// Over SSH this is a separate `kill` exec: sshd refuses channel signals
-    /// for root logins, and closing a channel kills nothing.
     pub async fn signal_group(&self, pgid: u32, signal: Signal) -> Result<(), TransportError> {
-        match self {
-            Transport::Local(local) => local.signal_group(pgid, signal),
-            Transport::Ssh(pool) => {
-                if pgid <= 1 {
-                    return Err(TransportError::Spawn(format!(
-                        "refusing to signal group {pgid}"
-                    )));
-                }
-                let command = format!("kill -s {} -- -{pgid}", signal.name());
-                pool.run_capture(&command).await.map(|_| ())
-            }
-        }
+        self.0.signal_group(pgid, signal).await
     }
 
     /// Runs a short command in the host's login shell to completion: for
     /// probes, stats and clean-ups. Output beyond a few MB is dropped.
-    pub async fn run_capture(
-        &self,
-        command: &str,
-    ) -> Result<(ExitInfo, Vec<u8>, Vec<u8>), TransportError> {
-        match self {
-            Transport::Local(local) => local.run_capture(command).await,
-            Transport::Ssh(pool) => pool.run_capture(command).await,
-        }
+    pub async fn run_capture(&self, command: &str) -> Captured {
+        self.0.run_capture(command.to_string()).await
     }
 
     /// Connects and authenticates now, where there is anything to connect to.
     pub async fn ensure_connected(&self) -> Result<(), TransportError> {
-        match self {
-            Transport::Local(_) => Ok(()),
-            Transport::Ssh(pool) => pool.ensure_connected().await,
-        }
+        self.0.ensure_connected().await
     }
 
     pub async fn close(&self) {
-        if let Transport::Ssh(pool) = self {
-            pool.close().await;
-        }
+        self.0.close().await;
+    }
+
+    /// It runs commands on the machine zap runs on.
+    pub fn is_this_machine(&self) -> bool {
+        self.0.is_this_machine()
+    }
+}
+
+impl Link for LocalHost {
+    fn launch(
+        &self,
+        command: String,
+        stdin: Vec<u8>,
+        pty: bool,
+        tx: mpsc::Sender<Chunk>,
+    ) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async move { self.start_with(&command, stdin, pty, tx).await })
+    }
+
+    fn launch_fed(
+        &self,
+        command: String,
+        stdin: Vec<u8>,
+        feed: mpsc::Receiver<Vec<u8>>,
+        tx: mpsc::Sender<Chunk>,
+    ) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async move { self.start_fed(&command, stdin, feed, tx).await })
+    }
+
+    fn signal_group(&self, pgid: u32, signal: Signal) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(std::future::ready(LocalHost::signal_group(
+            self, pgid, signal,
+        )))
+    }
+
+    fn run_capture(&self, command: String) -> BoxFuture<'_, Captured> {
+        Box::pin(async move { LocalHost::run_capture(self, &command).await })
+    }
+
+    fn ensure_connected(&self) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
+    fn is_this_machine(&self) -> bool {
+        true
+    }
+}
+
+impl Link for SshHostPool {
+    fn launch(
+        &self,
+        command: String,
+        stdin: Vec<u8>,
+        pty: bool,
+        tx: mpsc::Sender<Chunk>,
+    ) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async move { self.start_with(&command, stdin, pty, tx).await })
+    }
+
+    fn launch_fed(
+        &self,
+        command: String,
+        stdin: Vec<u8>,
+        feed: mpsc::Receiver<Vec<u8>>,
+        tx: mpsc::Sender<Chunk>,
+    ) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async move { self.start_fed(&command, stdin, feed, tx).await })
+    }
+
+    /// A separate `kill` exec: sshd refuses channel signals for root
+    /// logins, and closing a channel kills nothing.
+    fn signal_group(&self, pgid: u32, signal: Signal) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async move {
+            if pgid <= 1 {
+                return Err(TransportError::Spawn(format!(
+                    "refusing to signal group {pgid}"
+                )));
+            }
+            let command = format!("kill -s {} -- -{pgid}", signal.name());
+            SshHostPool::run_capture(self, &command).await.map(|_| ())
+        })
+    }
+
+    fn run_capture(&self, command: String) -> BoxFuture<'_, Captured> {
+        Box::pin(async move { SshHostPool::run_capture(self, &command).await })
+    }
+
+    fn ensure_connected(&self) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(SshHostPool::ensure_connected(self))
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(SshHostPool::close(self))
+    }
+
+    fn is_this_machine(&self) -> bool {
+        false
     }
 }
 
@@ -119,8 +243,9 @@ pub fn transports_for<'a>(
     wanted: impl IntoIterator<Item = &'a HostName>,
 ) -> Result<BTreeMap<HostName, Transport>, TransportError> {
     let mut made = BTreeMap::new();
+    let mut pools = BTreeMap::new();
     for name in wanted {
-        transport_for(plan, name, &mut made, 0)?;
+        transport_for(plan, name, &mut made, &mut pools, 0)?;
     }
     Ok(made)
 }
@@ -129,6 +254,7 @@ fn transport_for(
     plan: &Plan,
     name: &HostName,
     made: &mut BTreeMap<HostName, Transport>,
+    pools: &mut BTreeMap<HostName, Arc<SshHostPool>>,
     depth: usize,
 ) -> Result<Transport, TransportError> {
     if let Some(existing) = made.get(name) {
@@ -144,16 +270,18 @@ fn transport_for(
         return Err(TransportError::Config(format!("unknown host {name}")));
     };
     let transport = match &host.kind {
-        HostKind::Local => Transport::Local(LocalHost),
+        HostKind::Local => Transport::local(),
         HostKind::Ssh(spec) => {
             let jump = match &spec.jump {
-                Some(jump_name) => match transport_for(plan, jump_name, made, depth + 1)? {
-                    Transport::Ssh(pool) => Some(pool),
-                    Transport::Local(_) => None,
-                },
+                Some(jump_name) => {
+                    transport_for(plan, jump_name, made, pools, depth + 1)?;
+                    pools.get(jump_name).cloned()
+                }
                 None => None,
             };
-            Transport::Ssh(Arc::new(SshHostPool::new(name.clone(), spec.clone(), jump)))
+            let pool = Arc::new(SshHostPool::new(name.clone(), spec.clone(), jump));
+            pools.insert(name.clone(), Arc::clone(&pool));
+            Transport::new(pool)
         }
     };
     made.insert(name.clone(), transport.clone());

@@ -75,6 +75,9 @@ pub enum Wake {
     BackoffOver,
     /// The stop signal's grace is over: KILL what is left.
     StopGraceOver,
+    /// KILL was sent a while ago and the shell's output is still open (a
+    /// child that left the group holds it): the run is over all the same.
+    KillGraceOver,
     /// `restart_every` came round.
     ScheduledRestart,
     /// Time to run the `ready` probe again.

@@ -8,7 +8,7 @@ use super::change::{Applied, What};
 use super::event::{Effect, Mode, Wake};
 use super::instance::{FixupRecord, Instance};
 use super::phase::{AfterEnd, Outcome, Phase};
-use super::{BACKOFF_RESET_AFTER, State};
+use super::{BACKOFF_RESET_AFTER, KILL_GRACE, State};
 use crate::config::{Ready, RestartPolicy};
 use crate::fixup::{Decision, Remedy};
 use crate::model::{ExitInfo, Signal, Stream};
@@ -193,12 +193,32 @@ impl State {
                 }
             }
             Wake::StopGraceOver => {
-                if let (Phase::Stopping { .. }, Some(pgid)) = (instance.phase(), instance.pgid) {
-                    out.effects.push(Effect::Signal {
+                if let Phase::Stopping { .. } = instance.phase() {
+                    if let Some(pgid) = instance.pgid {
+                        out.effects.push(Effect::Signal {
+                            id: instance.id.clone(),
+                            pgid,
+                            signal: Signal::Kill,
+                        });
+                    }
+                    out.effects.push(Effect::Wake {
                         id: instance.id.clone(),
-                        pgid,
-                        signal: Signal::Kill,
+                        generation: instance.generation,
+                        after: KILL_GRACE,
+                        why: Wake::KillGraceOver,
                     });
+                }
+            }
+            Wake::KillGraceOver => {
+                if let Phase::Stopping { .. } = instance.phase() {
+                    // Whatever keeps the output open is not the job's shell,
+                    // which KILL ended: a stop ends within its timeout and
+                    // this grace, whatever the job's children hold.
+                    let outcome = instance.close_run(now, ExitInfo::Signal("KILL".into()));
+                    if let (Some(pid), Some(pgid)) = (instance.pid, instance.pgid) {
+                        out.change(position, What::ShellGone { pid, pgid });
+                    }
+                    self.after_run(position, outcome, None, now, out);
                 }
             }
             Wake::ScheduledRestart => {

@@ -29,6 +29,10 @@ use crate::transport::decode::JobEvent;
 /// process-compose do: the next failure starts again from `backoff.initial`.
 pub const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(60);
 
+/// How long after KILL a stopping job's output may stay open before its run
+/// counts as over anyway.
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
+
 /// The position of the instance last looked up by id. Events come in
 /// batches about one instance, each looked up by the engine and again by
 /// every observer: checking the last one first spares a map search each.
@@ -54,6 +58,17 @@ pub struct State {
     /// zap is shutting down: stop everything, dependents first. The flag
     /// says whether that stop fails the jobs (`zap run --timeout`).
     shutting_down: Option<(String, bool)>,
+    /// Ctrl+C, SIGTERM and SIGHUP so far.
+    interrupts: u32,
+}
+
+/// What an interrupt (Ctrl+C, SIGTERM, SIGHUP) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupt {
+    /// The first: every job stops in order, as at `zap down`.
+    StopsInOrder,
+    /// Another: every live job's group is killed at once.
+    KillsNow,
 }
 
 impl State {
@@ -78,6 +93,7 @@ impl State {
             last_found: LastFound::default(),
             hosts: BTreeMap::new(),
             shutting_down: None,
+            interrupts: 0,
         }
     }
 
@@ -185,6 +201,26 @@ impl State {
         }
         self.stop_in_order(now, &mut out);
         out
+    }
+
+    /// Ctrl+C (or SIGTERM, SIGHUP) with `reason`: the first stops every job
+    /// in order; the next kills every live job's process group at once.
+    pub fn interrupt(&mut self, reason: &str, now: Instant) -> (Interrupt, Applied<'static>) {
+        self.interrupts += 1;
+        if self.interrupts == 1 {
+            return (Interrupt::StopsInOrder, self.shut_down(reason, false, now));
+        }
+        let mut out = Applied::default();
+        for instance in self.instances.iter().filter(|one| one.is_live()) {
+            if let Some(pgid) = instance.pgid {
+                out.effects.push(Effect::Signal {
+                    id: instance.id.clone(),
+                    pgid,
+                    signal: crate::model::Signal::Kill,
+                });
+            }
+        }
+        (Interrupt::KillsNow, out)
     }
 
     /// Applies an event about instance `id`, seen during its run `generation`

@@ -589,11 +589,19 @@ fn a_stop_that_is_ignored_ends_in_kill_after_the_grace() {
     );
     assert_eq!(
         effects,
-        [Effect::Signal {
-            id: a.clone(),
-            pgid: 8,
-            signal: Signal::Kill
-        }]
+        [
+            Effect::Signal {
+                id: a.clone(),
+                pgid: 8,
+                signal: Signal::Kill
+            },
+            Effect::Wake {
+                id: a.clone(),
+                generation: 1,
+                after: KILL_GRACE,
+                why: Wake::KillGraceOver
+            }
+        ]
     );
     state.feed(
         &a,
@@ -607,6 +615,41 @@ fn a_stop_that_is_ignored_ends_in_kill_after_the_grace() {
         state.instance(&a).map(|i| i.phase()),
         Some(&Phase::Done(Outcome::Stopped("zap stop".into())))
     );
+    // The grace's timer, late, finds the job stopped: nothing happens.
+    let late = wake_now(&mut state, "a", Wake::KillGraceOver, now + KILL_GRACE);
+    assert!(late.is_empty());
+}
+
+#[test]
+fn a_stop_ends_after_kill_and_its_grace_though_a_child_holds_the_output_open() {
+    let (_, mut state) =
+        up("[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\nstop = { timeout = \"2s\" }\n");
+    state.begin();
+    let (a, now) = (id("a"), Instant::now());
+    state.feed(&a, 1, job(JobEvent::Spawned { pid: 8, pgid: 8 }), now);
+    state.feed(&a, 1, job(JobEvent::StepStarted { step: step(1) }), now);
+    let stop = Event::Stop {
+        reason: "zap stop".into(),
+        counts_as_failure: false,
+    };
+    state.feed(&a, 1, stop, now);
+    let grace = now + Duration::from_secs(2);
+    wake_now(&mut state, "a", Wake::StopGraceOver, grace);
+    // No Ended ever comes: a `setsid` child keeps the channel open.
+    let applied = state.apply(&a, 1, &Event::Wake(Wake::KillGraceOver), grace + KILL_GRACE);
+    assert!(applied.effects.is_empty());
+    assert!(
+        applied
+            .changes
+            .iter()
+            .any(|change| change.what == What::ShellGone { pid: 8, pgid: 8 })
+    );
+    let instance = state.instance(&a).expect("a");
+    assert_eq!(
+        instance.phase(),
+        &Phase::Done(Outcome::Stopped("zap stop".into()))
+    );
+    assert_eq!(instance.steps[0].status, StepStatus::Killed("KILL".into()));
 }
 
 #[test]
@@ -1038,4 +1081,63 @@ fn a_job_lost_with_its_host_under_restart_never_stays_down_with_the_reason() {
         }
         other => panic!("unexpected {other:?}"),
     }
+}
+
+#[test]
+fn a_second_interrupt_kills_every_live_group_at_once() {
+    let (_, mut state) = up(DB_AND_APP);
+    state.begin();
+    let now = Instant::now();
+    state.feed(
+        &id("db"),
+        1,
+        job(JobEvent::Spawned { pid: 5, pgid: 5 }),
+        now,
+    );
+    state.feed(
+        &id("db"),
+        1,
+        job(JobEvent::Line {
+            stream: Stream::Stdout,
+            step: Some(step(1)),
+            text: "ready".into(),
+            cut: LineCut::Whole,
+        }),
+        now,
+    );
+    state.feed(
+        &id("app"),
+        1,
+        job(JobEvent::Spawned { pid: 6, pgid: 6 }),
+        now,
+    );
+    let (first, stopped) = state.interrupt("stopped by Ctrl+C", now);
+    assert_eq!(first, Interrupt::StopsInOrder);
+    // In order: the dependent first, what it depends on once it is gone.
+    let signalled: Vec<u32> = stopped
+        .effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Signal { pgid, .. } => Some(*pgid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(signalled, [6]);
+    let (again, killed) = state.interrupt("stopped by Ctrl+C", now);
+    assert_eq!(again, Interrupt::KillsNow);
+    assert_eq!(
+        killed.effects,
+        [
+            Effect::Signal {
+                id: id("db"),
+                pgid: 5,
+                signal: Signal::Kill
+            },
+            Effect::Signal {
+                id: id("app"),
+                pgid: 6,
+                signal: Signal::Kill
+            }
+        ]
+    );
 }
