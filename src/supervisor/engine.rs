@@ -155,10 +155,12 @@ pub async fn supervise(
     options: Options,
 ) -> State {
     let (events_tx, mut events) = mpsc::channel::<Addressed>(EVENT_QUEUE);
+    let (answers_tx, mut answers) = mpsc::channel::<HostName>(EVENT_QUEUE);
     let mut engine = Engine {
         plan,
         transports,
         events_tx,
+        answers_tx,
         context: RunContext {
             run_id: options.run_id.clone(),
         },
@@ -184,6 +186,7 @@ pub async fn supervise(
             }
         };
         tokio::select! {
+            Some(host) = answers.recv() => engine.host_answers(&host, &state),
             Some((id, generation, batch)) = events.recv() => {
                 engine.handle_all(&mut state, observer, &id, generation, &batch);
                 // What waits already, but no more than a queue's worth: a
@@ -298,6 +301,8 @@ struct Engine<'a> {
     transports: &'a BTreeMap<HostName, Transport>,
     events_tx: mpsc::Sender<Addressed>,
     context: RunContext,
+    /// Where a reconnect loop says its host answers again.
+    answers_tx: mpsc::Sender<HostName>,
     /// Hosts a reconnect loop is running for.
     reconnecting: BTreeSet<HostName>,
 }
@@ -337,7 +342,7 @@ impl Engine<'_> {
         state.apply_into(id, generation, event, std::time::Instant::now(), out);
         self.carry_out(std::mem::take(&mut out.effects));
         if lost_host && state.mode() == Mode::Up && !state.is_shutting_down() {
-            self.reconnect(&id.host, state);
+            self.reconnect(&id.host);
         }
     }
 
@@ -431,29 +436,16 @@ impl Engine<'_> {
     }
 
     /// Tries to reach `host` again, with capped backoff, until it answers;
-    /// then kills what its lost jobs left running there (only processes of
-    /// this run) and tells their instances the host is back.
-    fn reconnect(&mut self, host: &HostName, state: &State) {
+    /// then tells the loop (see [`Engine::host_answers`]).
+    fn reconnect(&mut self, host: &HostName) {
         if !self.reconnecting.insert(host.clone()) {
             return;
         }
         let Some(transport) = self.transports.get(host).cloned() else {
             return;
         };
-        let instances: Vec<(InstanceId, Option<u32>, u64)> = state
-            .instances()
-            .iter()
-            .filter(|instance| &instance.id.host == host)
-            .map(|instance| {
-                let leftover = match instance.phase() {
-                    Phase::Lost { .. } => instance.pgid,
-                    _ => None,
-                };
-                (instance.id.clone(), leftover, instance.generation)
-            })
-            .collect();
-        let events = self.events_tx.clone();
-        let run_id = self.context.run_id.clone();
+        let answers = self.answers_tx.clone();
+        let host = host.clone();
         tokio::spawn(async move {
             let mut delay = RECONNECT_FIRST;
             loop {
@@ -463,14 +455,41 @@ impl Engine<'_> {
                 }
                 delay = (delay * 2).min(RECONNECT_MAX);
             }
-            for (_, leftover, _) in &instances {
-                if let Some(pgid) = leftover {
-                    let _ = transport
-                        .run_capture(&super::leftovers::kill_if_ours(*pgid, &run_id))
-                        .await;
-                }
-            }
-            for (id, _, generation) in instances {
+            let _ = answers.send(host).await;
+        });
+    }
+
+    /// `host` answers again: stop what every instance lost with it left
+    /// running there (only processes of this run), all at once, and only
+    /// then tell each instance of the host that it is back. Which instances
+    /// were lost is read now, not when the connection dropped: the others
+    /// learn of the loss one by one.
+    fn host_answers(&mut self, host: &HostName, state: &State) {
+        let Some(transport) = self.transports.get(host).cloned() else {
+            return;
+        };
+        let on_host: Vec<(InstanceId, u64, Option<u32>)> = state
+            .instances()
+            .iter()
+            .filter(|instance| &instance.id.host == host)
+            .map(|instance| {
+                let left_behind = match instance.phase() {
+                    Phase::Lost { .. } => instance.pgid,
+                    _ => None,
+                };
+                (instance.id.clone(), instance.generation, left_behind)
+            })
+            .collect();
+        let events = self.events_tx.clone();
+        let run_id = self.context.run_id.clone();
+        tokio::spawn(async move {
+            let stops = on_host.iter().filter_map(|(_, _, pgid)| *pgid).map(|pgid| {
+                let command = super::leftovers::kill_if_ours(pgid, &run_id);
+                let transport = transport.clone();
+                async move { transport.run_capture(&command).await }
+            });
+            futures::future::join_all(stops).await;
+            for (id, generation, _) in on_host {
                 let _ = events.send((id, generation, vec![Event::HostBack])).await;
             }
         });
@@ -570,3 +589,7 @@ impl StopSignals {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;
