@@ -79,7 +79,8 @@ impl State {
         }
         if mode == Mode::Up && running && instance.job.restart_on.is_match(text) {
             let reason = format!("output matched restart_on: {text}");
-            instance.request_stop(AfterEnd::Restart { reason }, out);
+            let paced = true;
+            instance.request_stop(AfterEnd::Restart { reason, paced }, out);
             changed = true;
         }
         changed
@@ -173,7 +174,10 @@ impl State {
                 reason: Some(reason),
             }),
             (Some(AfterEnd::Stop { reason, .. }), _) => Phase::Done(Outcome::Stopped(reason)),
-            (Some(AfterEnd::Restart { .. }), _) if !shutting_down => Phase::Pending,
+            (Some(AfterEnd::Restart { paced: false, .. }), _) if !shutting_down => Phase::Pending,
+            (Some(AfterEnd::Restart { paced: true, .. }), outcome) if !shutting_down => {
+                backoff_or_give_up(instance, outcome, true, now, out)
+            }
             (_, outcome) if mode == Mode::Run || shutting_down => Phase::Done(outcome),
             (_, outcome) => restart_by_policy(instance, outcome, failed, now, out),
         };
@@ -224,7 +228,8 @@ impl State {
             Wake::ScheduledRestart => {
                 if *instance.phase() == Phase::Running {
                     let reason = "scheduled restart (restart_every)".to_string();
-                    instance.request_stop(AfterEnd::Restart { reason }, out);
+                    let paced = false;
+                    instance.request_stop(AfterEnd::Restart { reason, paced }, out);
                 }
             }
             Wake::RemedyDue => {
@@ -258,6 +263,7 @@ impl State {
         instance.attempts.reset();
         let then = AfterEnd::Restart {
             reason: reason.to_string(),
+            paced: false,
         };
         match instance.phase() {
             Phase::Starting | Phase::Running => instance.request_stop(then, out),
@@ -331,10 +337,23 @@ fn restart_by_policy(
         RestartPolicy::OnFailure => failed,
         RestartPolicy::Never => false,
     };
-    let limit = instance.job.max_restarts;
     if !restarts {
         return Phase::Done(outcome);
     }
+    backoff_or_give_up(instance, outcome, failed, now, out)
+}
+
+/// A restart the job brought about (by failing, ending, or asking with
+/// `restart_on`): after a backoff, doubling while it counts as a failure,
+/// and no more than `max_restarts` of them.
+fn backoff_or_give_up(
+    instance: &mut Instance,
+    outcome: Outcome,
+    failed: bool,
+    now: Instant,
+    out: &mut Applied<'_>,
+) -> Phase {
+    let limit = instance.job.max_restarts;
     if limit.is_some_and(|limit| instance.policy_restarts >= limit) {
         let (step, exit) = match outcome {
             Outcome::Failed { step, exit, .. } => (step, exit),

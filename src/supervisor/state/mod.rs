@@ -352,14 +352,26 @@ impl State {
                     });
                 }
             }
-            Event::Start => {
-                if matches!(instance.phase(), Phase::Done(_) | Phase::Backoff { .. }) {
+            Event::Start => match instance.phase() {
+                Phase::Done(_) | Phase::Backoff { .. } => {
                     instance.attempts.reset();
                     instance.failures_in_a_row = 0;
                     instance.policy_restarts = 0;
                     instance.enter(Phase::Pending, out);
                 }
-            }
+                // Asked to start while a stop is under way (`zap stop` then
+                // `zap start`): it starts once the stop is over.
+                Phase::Stopping {
+                    then: AfterEnd::Stop { .. },
+                } => {
+                    instance.attempts.reset();
+                    instance.stop_then(AfterEnd::Restart {
+                        reason: "zap start".into(),
+                        paced: false,
+                    });
+                }
+                _ => {}
+            },
         }
         self.schedule(out);
         self.stop_in_order(now, out);

@@ -47,17 +47,15 @@ pub enum AfterEnd {
         reason: String,
         counts_as_failure: bool,
     },
-    Restart {
-        reason: String,
-    },
+    /// Start again: at once when a person or `restart_every` asked;
+    /// `paced` (the job's own output matched `restart_on`) after the backoff
+    /// and within `max_restarts`, as a failure would, so a job that keeps
+    /// asking cannot spin.
+    Restart { reason: String, paced: bool },
     /// A fixup matched: run its remedy, then start again.
-    Fix {
-        remedy: Box<Remedy>,
-    },
+    Fix { remedy: Box<Remedy> },
     /// A fixup gave up: the job is failed with this reason.
-    Fail {
-        reason: String,
-    },
+    Fail { reason: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
