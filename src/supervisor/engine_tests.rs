@@ -16,6 +16,7 @@ use super::*;
 use crate::config::{self, SourceFile};
 use crate::model::{ExitInfo, HostName, JobName};
 use crate::supervisor::state::{Change, Outcome, Phase, What};
+use crate::transport::consumer::{ChunkConsumer, through_channel};
 use crate::transport::host::{Captured, Link};
 use crate::transport::{Chunk, TransportError};
 
@@ -101,7 +102,7 @@ impl Link for ScriptedHost {
         _command: String,
         stdin: Vec<u8>,
         _pty: bool,
-        tx: mpsc::Sender<Chunk>,
+        out: Box<dyn ChunkConsumer>,
     ) -> BoxFuture<'_, Result<(), TransportError>> {
         self.record(Call::Launch);
         let play = self.plays.lock().expect("plays").pop_front();
@@ -112,6 +113,7 @@ impl Link for ScriptedHost {
                     reason: "connection refused".into(),
                 });
             };
+            let tx = through_channel(out);
             let tag = marker_tag(&stdin);
             let out = format!("{tag}:pid:{pgid}:{pgid}\n{tag}:start:1\nworking\n");
             let err = format!("{tag}:start:1\n");

@@ -1,17 +1,22 @@
-//! The task that runs one job instance: starts its wrapper shell on its host
-//! and turns the shell's raw output into events for the supervisor.
+//! One run of a job instance: starts its wrapper shell on its host, and
+//! turns the shell's raw output into events for the supervisor where the
+//! transport reads it.
 
-use tokio::sync::mpsc;
+use std::collections::VecDeque;
+
+use futures::future::BoxFuture;
+use tokio::sync::mpsc::{self, OwnedPermit};
 
 use super::leftovers::RUN_ID_VARIABLE;
 use super::state::Event;
 use crate::config::Job;
 use crate::model::{ExitInfo, InstanceId};
+use crate::transport::consumer::ChunkConsumer;
 use crate::transport::decode::{Decoder, JobEvent};
 use crate::transport::host::Transport;
 use crate::transport::pty;
 use crate::transport::script::{self, Nonce};
-use crate::transport::{CHUNK_QUEUE, Chunk, TransportError};
+use crate::transport::{Chunk, TransportError};
 
 /// Events about one run (generation) of one instance, in order. A job's
 /// output comes as one batch per chunk read, so a fast job costs one send
@@ -30,8 +35,9 @@ pub struct RunContext {
     pub run_id: String,
 }
 
-/// Runs `job`'s steps on `transport` and reports everything to `events`.
-/// Returns when the job's shell is gone and its output fully read.
+/// Starts `job`'s steps on `transport`; its output is decoded where the
+/// transport reads it and reported to `events` (see [`Decoding`]). Returns
+/// once the shell was started, or could not be (which is reported too).
 pub async fn run_instance(
     id: InstanceId,
     generation: u64,
@@ -53,49 +59,118 @@ pub async fn run_instance(
     // can read it (`/proc/PID/environ`) to recognise its leftovers.
     let launch =
         script::launch_command_with(&base, RUN_ID_VARIABLE, &context.run_id).unwrap_or(base);
-    let (tx, mut chunks) = mpsc::channel(CHUNK_QUEUE);
-    let send = |batch: Vec<Event>| events.send((id.clone(), generation, batch));
-    if let Err(error) = transport.launch(&launch, script, job.pty, tx).await {
+    let decoding = Box::new(Decoding {
+        id: id.clone(),
+        generation,
+        decoder: Decoder::new(nonce),
+        events: events.clone(),
+        permit: None,
+        waiting: VecDeque::new(),
+        decoded: Vec::new(),
+        ended: false,
+    });
+    if let Err(error) = transport
+        .launch_into(&launch, script, job.pty, decoding)
+        .await
+    {
         let event = match error {
             TransportError::Spawn(reason) => Event::LaunchFailed(reason),
             other => Event::Unreachable(other.to_string()),
         };
-        let _ = send(vec![event]).await;
-        return;
+        let _ = events.send((id, generation, vec![event])).await;
     }
-    let mut decoder = Decoder::new(nonce);
-    let mut decoded = Vec::new();
-    let mut ended = false;
-    while let Some(chunk) = chunks.recv().await {
+}
+
+/// One run's output decoded in the task that reads it: chunks become
+/// events, in batches of at most [`BATCH_EVENTS`], one send to the
+/// supervisor per chunk. The reader waits (and so, past its own buffer,
+/// the job) while the supervisor's queue is full.
+struct Decoding {
+    id: InstanceId,
+    generation: u64,
+    decoder: Decoder,
+    events: mpsc::Sender<Addressed>,
+    /// A place in the supervisor's queue, taken by `ready`.
+    permit: Option<OwnedPermit<Addressed>>,
+    /// Batches of a chunk beyond its first, sent before the next chunk.
+    waiting: VecDeque<Vec<Event>>,
+    /// Reused between chunks.
+    decoded: Vec<JobEvent>,
+    /// The shell's end (or the host's loss) was reported.
+    ended: bool,
+}
+
+impl Decoding {
+    /// Sends the batches still waiting; `false` if the supervisor is gone.
+    async fn send_waiting(&mut self) -> bool {
+        while let Some(batch) = self.waiting.pop_front() {
+            let message = (self.id.clone(), self.generation, batch);
+            if self.events.send(message).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl ChunkConsumer for Decoding {
+    fn ready(&mut self) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            if !self.send_waiting().await {
+                return false;
+            }
+            if self.permit.is_none() {
+                self.permit = self.events.clone().reserve_owned().await.ok();
+            }
+            self.permit.is_some()
+        })
+    }
+
+    fn take(&mut self, chunk: Chunk) {
         let lost = match &chunk {
             Chunk::Lost(reason) => Some(reason.clone()),
             _ => None,
         };
-        decoder.feed(chunk, &mut decoded);
-        let mut batch = Vec::with_capacity(decoded.len().min(BATCH_EVENTS));
-        for event in decoded.drain(..) {
+        self.decoder.feed(chunk, &mut self.decoded);
+        let mut batch = Vec::with_capacity(self.decoded.len().min(BATCH_EVENTS));
+        for event in self.decoded.drain(..) {
             let event = match (event, &lost) {
                 (JobEvent::Ended { .. }, Some(reason)) => Event::HostLost(reason.clone()),
                 (event, _) => Event::Job(event),
             };
-            ended |= matches!(
+            self.ended |= matches!(
                 event,
                 Event::Job(JobEvent::Ended { .. }) | Event::HostLost(_)
             );
             batch.push(event);
-            if batch.len() == BATCH_EVENTS && send(std::mem::take(&mut batch)).await.is_err() {
-                return;
+            if batch.len() == BATCH_EVENTS {
+                self.waiting.push_back(std::mem::take(&mut batch));
             }
         }
-        if !batch.is_empty() && send(batch).await.is_err() {
-            return;
+        if !batch.is_empty() {
+            self.waiting.push_back(batch);
+        }
+        // The first batch takes the place `ready` reserved; the rest wait
+        // for the next `ready` (or `finish`).
+        if let (Some(permit), Some(first)) = (self.permit.take(), self.waiting.pop_front()) {
+            permit.send((self.id.clone(), self.generation, first));
         }
     }
-    if !ended {
-        // The transport's task died without an exit: say so, never "0".
-        let _ = send(vec![Event::Job(JobEvent::Ended {
-            exit: ExitInfo::Unknown,
-        })])
-        .await;
+
+    fn finish(mut self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            self.permit = None;
+            if !self.send_waiting().await || self.ended {
+                return;
+            }
+            // The reader ended without an exit: say so, never "0".
+            let ended = Event::Job(JobEvent::Ended {
+                exit: ExitInfo::Unknown,
+            });
+            let _ = self
+                .events
+                .send((self.id.clone(), self.generation, vec![ended]))
+                .await;
+        })
     }
 }

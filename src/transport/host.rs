@@ -7,6 +7,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 
+use super::consumer::{ChunkConsumer, ChunkSender, through_channel};
 use super::local::LocalHost;
 use super::script::LAUNCH_COMMAND;
 use super::ssh::SshHostPool;
@@ -19,14 +20,14 @@ use crate::model::{ExitInfo, HostName, Signal};
 /// the stats pollers reach hosts through.
 pub trait Link: Send + Sync + 'static {
     /// Starts `command` in a shell of the host, feeds it `stdin` then EOF,
-    /// and forwards its output to `tx`, ending with exactly one
+    /// and hands its output to `out` as it is read, ending with exactly one
     /// [`Chunk::Exit`] or [`Chunk::Lost`]. In a pseudo-terminal when `pty`.
     fn launch(
         &self,
         command: String,
         stdin: Vec<u8>,
         pty: bool,
-        tx: mpsc::Sender<Chunk>,
+        out: Box<dyn ChunkConsumer>,
     ) -> BoxFuture<'_, Result<(), TransportError>>;
 
     /// As `launch`, no pseudo-terminal, with stdin kept open after `stdin`
@@ -92,8 +93,20 @@ impl Transport {
         pty: bool,
         tx: mpsc::Sender<Chunk>,
     ) -> Result<(), TransportError> {
+        self.launch_into(command, script, pty, ChunkSender::new(tx))
+            .await
+    }
+
+    /// [`Transport::launch`] handing the output to `out` where it is read.
+    pub async fn launch_into(
+        &self,
+        command: &str,
+        script: String,
+        pty: bool,
+        out: Box<dyn ChunkConsumer>,
+    ) -> Result<(), TransportError> {
         self.0
-            .launch(command.to_string(), script.into_bytes(), pty, tx)
+            .launch(command.to_string(), script.into_bytes(), pty, out)
             .await
     }
 
@@ -141,14 +154,19 @@ impl Transport {
 }
 
 impl Link for LocalHost {
+    /// A local shell's pipes are read by tasks of their own: they hand the
+    /// output on through a channel.
     fn launch(
         &self,
         command: String,
         stdin: Vec<u8>,
         pty: bool,
-        tx: mpsc::Sender<Chunk>,
+        out: Box<dyn ChunkConsumer>,
     ) -> BoxFuture<'_, Result<(), TransportError>> {
-        Box::pin(async move { self.start_with(&command, stdin, pty, tx).await })
+        Box::pin(async move {
+            let tx = through_channel(out);
+            self.start_with(&command, stdin, pty, tx).await
+        })
     }
 
     fn launch_fed(
@@ -190,9 +208,9 @@ impl Link for SshHostPool {
         command: String,
         stdin: Vec<u8>,
         pty: bool,
-        tx: mpsc::Sender<Chunk>,
+        out: Box<dyn ChunkConsumer>,
     ) -> BoxFuture<'_, Result<(), TransportError>> {
-        Box::pin(async move { self.start_with(&command, stdin, pty, tx).await })
+        Box::pin(async move { self.start_into(&command, stdin, pty, out).await })
     }
 
     fn launch_fed(

@@ -3,6 +3,7 @@
 //! turning bytes into lines, steps and exit codes is `script`'s job, so local
 //! and SSH jobs behave the same.
 
+pub mod consumer;
 pub mod decode;
 pub mod escape;
 pub mod host;

@@ -17,6 +17,7 @@ use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
 use tokio::sync::mpsc;
 
 use super::super::Chunk;
+use super::super::consumer::ChunkConsumer;
 use super::connect::Lease;
 use crate::model::{ExitInfo, Stream};
 
@@ -135,7 +136,7 @@ pub fn signal_label(signal: &Sig) -> String {
 }
 
 /// Writes `stdin`, then what `feed` brings until its senders are gone (none
-/// when `None`), then EOF; and forwards the channel's output to `tx` until
+/// when `None`), then EOF; and hands the channel's output to `out` until
 /// the channel closes (output may follow the exit status), then the exit.
 /// `lease` holds the channel's MaxSessions place until then.
 pub async fn pump(
@@ -144,7 +145,7 @@ pub async fn pump(
     stdin: Vec<u8>,
     feed: Option<mpsc::Receiver<Vec<u8>>>,
     mut reading: Reading,
-    tx: mpsc::Sender<Chunk>,
+    mut out: Box<dyn ChunkConsumer>,
     lease: Lease,
 ) {
     let feed = async move {
@@ -163,16 +164,17 @@ pub async fn pump(
         let mut consumer = true;
         while open || (consumer && !reading.outbox.is_empty()) {
             tokio::select! {
-                permit = tx.reserve(), if consumer && !reading.outbox.is_empty() => match permit {
-                    Ok(permit) => {
+                ready = out.ready(), if consumer && !reading.outbox.is_empty() => {
+                    if ready {
                         if let Some(chunk) = reading.outbox.pop() {
-                            permit.send(chunk);
+                            out.take(chunk);
                         }
+                    } else {
+                        // Nobody listens any more: keep reading to the end,
+                        // so the connection flows and the place is given
+                        // back only when the server closed the channel.
+                        consumer = false;
                     }
-                    // Nobody listens any more: keep reading to the end, so
-                    // the connection flows and the place is given back only
-                    // when the server closed the channel.
-                    Err(_) => consumer = false,
                 },
                 message = read.wait(), if open && (!consumer || !reading.outbox.is_full()) => {
                     match message {
@@ -196,8 +198,11 @@ pub async fn pump(
             } else {
                 Chunk::Exit(exit)
             };
-            let _ = tx.send(last).await;
+            if out.ready().await {
+                out.take(last);
+            }
         }
+        out.finish().await;
     };
     tokio::join!(feed, drain);
     drop(lease);

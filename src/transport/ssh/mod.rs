@@ -27,6 +27,7 @@ use tokio::sync::{OnceCell, mpsc};
 use self::channel::{Reading, pump};
 use self::connect::{Connection, Lease, dial};
 use self::resolve::{Target, resolve};
+use super::consumer::{ChunkConsumer, ChunkSender};
 use super::{CHUNK_QUEUE, Chunk, TransportError};
 use crate::config::SshHost;
 use crate::model::{ExitInfo, HostName};
@@ -153,7 +154,20 @@ impl SshHostPool {
         pty: bool,
         tx: mpsc::Sender<Chunk>,
     ) -> Result<(), TransportError> {
-        self.launch(command, stdin, None, pty, tx).await
+        self.launch(command, stdin, None, pty, ChunkSender::new(tx))
+            .await
+    }
+
+    /// [`SshHostPool::start_with`] handing the output to `out` in the task
+    /// that reads the channel.
+    pub async fn start_into(
+        &self,
+        command: &str,
+        stdin: Vec<u8>,
+        pty: bool,
+        out: Box<dyn ChunkConsumer>,
+    ) -> Result<(), TransportError> {
+        self.launch(command, stdin, None, pty, out).await
     }
 
     /// [`SshHostPool::start`] whose stdin stays open after `stdin`: what
@@ -166,7 +180,8 @@ impl SshHostPool {
         feed: mpsc::Receiver<Vec<u8>>,
         tx: mpsc::Sender<Chunk>,
     ) -> Result<(), TransportError> {
-        self.launch(command, stdin, Some(feed), false, tx).await
+        self.launch(command, stdin, Some(feed), false, ChunkSender::new(tx))
+            .await
     }
 
     async fn launch(
@@ -175,7 +190,7 @@ impl SshHostPool {
         stdin: Vec<u8>,
         feed: Option<mpsc::Receiver<Vec<u8>>>,
         pty: bool,
-        tx: mpsc::Sender<Chunk>,
+        out: Box<dyn ChunkConsumer>,
     ) -> Result<(), TransportError> {
         let (channel, lease) = self.open_session().await?;
         let address = self.address();
@@ -222,7 +237,7 @@ impl SshHostPool {
                 None => return Err(self.lost_or_channel(&lease, "the channel closed".into())),
             }
         }
-        tokio::spawn(pump(read, write, stdin, feed, reading, tx, lease));
+        tokio::spawn(pump(read, write, stdin, feed, reading, out, lease));
         Ok(())
     }
 
