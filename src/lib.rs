@@ -20,6 +20,7 @@
 //!
 //! The front ends, and the layer that wires them:
 //! - `headless`: prefixed lines for `zap run` and `zap up --headless`;
+//! - `harmless`: job output made safe for a terminal (escapes shown, not obeyed);
 //! - `ui`: the terminal UI of `zap up`;
 //! - `control`: the control socket and the commands that talk to it;
 //! - `status`, `summary`, `report`: `zap status`, the end-of-run summary and
@@ -34,6 +35,7 @@ pub mod config;
 pub mod control;
 pub mod demo;
 pub mod fixup;
+pub mod harmless;
 pub mod headless;
 pub mod logs;
 pub mod model;

@@ -489,3 +489,22 @@ steps = ["cd /tmp", "[ -t 1 ] && echo \"terminal in $PWD\"; echo to stderr >&2",
     assert_eq!(job["steps"][2]["exit"], 4);
     assert_eq!(job["steps"][3]["status"], "skipped");
 }
+
+#[test]
+fn escapes_in_a_jobs_output_are_shown_not_obeyed() {
+    let fixture = Fixture::new();
+    local_job(
+        &fixture,
+        "t",
+        "[jobs.tricky]\nhost = \"local\"\n\
+         steps = [\"printf 'a\\\\033]0;pwned\\\\007b\\\\033[2Jc 50%%\\\\r100%%\\\\n'\"]\n",
+    );
+    let out = run(fixture.zap(&["run"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(!out.stdout.contains('\x1b'), "{:?}", out.stdout);
+    assert!(!out.stdout.contains('\r'), "{:?}", out.stdout);
+    assert_eq!(
+        out.lines_of("local", "t.tricky", '|'),
+        ["a^[]0;pwned^Gb^[[2Jc 50%^M100%"]
+    );
+}

@@ -184,7 +184,7 @@ impl LogPrinter {
             host = self.host_width,
             job = self.job_width
         );
-        let text = &entry.line.text;
+        let text = &crate::harmless::harmless(&entry.line.text, self.colour);
         let rest = match entry.line.origin {
             _ if continues => format!("{} {text}", paint(self.colour, DIM, "+")),
             Origin::Out => format!("{} {text}", paint(self.colour, DIM, "|")),

@@ -113,6 +113,8 @@ impl<W: Write> Printer<W> {
     }
 
     fn zap_line(&mut self, id: &InstanceId, step: Option<String>, text: &str) {
+        // zap's words may quote the job's output (a matched line).
+        let text = crate::harmless::harmless(text, false);
         let line = format!(
             "{} {}",
             self.prefix(id, step),
@@ -149,7 +151,8 @@ impl<W: Write> Printer<W> {
         let prefix = self.prefixes.get(id).map_or("", |(_, prefix)| prefix);
         // Piece by piece into the buffered output: no line assembled first.
         // A closed stdout (`zap run | head`) must not stop the run.
-        for piece in [prefix, " ", mark, " ", text, "\n"] {
+        let text = crate::harmless::harmless(text, self.colour);
+        for piece in [prefix, " ", mark, " ", &text, "\n"] {
             let _ = self.out.write_all(piece.as_bytes());
         }
         match cut {
