@@ -66,21 +66,33 @@ enum Command {
     Status {
         #[arg(long)]
         json: bool,
+        /// How long to wait for the running zap's answer.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, default_value = "10s")]
+        timeout: Duration,
     },
     /// Stop jobs of the running zap (their whole process group) and start them again.
     Restart {
         #[arg(required = true)]
         targets: Vec<String>,
+        /// How long to wait for the running zap's answer.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, default_value = "10s")]
+        timeout: Duration,
     },
     /// Stop jobs of the running zap and keep them stopped.
     Stop {
         #[arg(required = true)]
         targets: Vec<String>,
+        /// How long to wait for the running zap's answer.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, default_value = "10s")]
+        timeout: Duration,
     },
     /// Start stopped or failed jobs of the running zap.
     Start {
         #[arg(required = true)]
         targets: Vec<String>,
+        /// How long to wait for the running zap's answer.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, default_value = "10s")]
+        timeout: Duration,
     },
     /// A job's output, from the running zap or from .zap/logs.
     Logs {
@@ -91,9 +103,16 @@ enum Command {
         /// Only the lines of this step.
         #[arg(long)]
         step: Option<u32>,
+        /// How long to wait for the running zap's answer.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, default_value = "10s")]
+        timeout: Duration,
     },
     /// Stop the running zap and all its jobs.
-    Down,
+    Down {
+        /// How long to wait for the running zap's answer.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, default_value = "10s")]
+        timeout: Duration,
+    },
     /// Fixup packs: list them, or run their test cases.
     Fixups {
         #[command(subcommand)]
@@ -180,37 +199,48 @@ pub fn main() -> ExitCode {
 async fn control_command(dir: &Path, command: &Command) -> Option<u8> {
     let colour = std::io::stdout().is_terminal();
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    let answer_within = match command {
+        Command::Status { timeout, .. }
+        | Command::Restart { timeout, .. }
+        | Command::Stop { timeout, .. }
+        | Command::Start { timeout, .. }
+        | Command::Logs { timeout, .. }
+        | Command::Down { timeout } => *timeout,
+        _ => return None,
+    };
     let mut console = Console {
         out: &mut out,
         err: &mut err,
         colour,
+        answer_within,
     };
     let targets_of = |targets: &Vec<String>| targets.clone();
     Some(match command {
-        Command::Status { json } => control::commands::status(dir, *json, &mut console).await,
-        Command::Restart { targets } => {
+        Command::Status { json, .. } => control::commands::status(dir, *json, &mut console).await,
+        Command::Restart { targets, .. } => {
             let action = Action::Restart {
                 targets: targets_of(targets),
             };
             control::commands::act(dir, action, &mut console).await
         }
-        Command::Stop { targets } => {
+        Command::Stop { targets, .. } => {
             let action = Action::Stop {
                 targets: targets_of(targets),
             };
             control::commands::act(dir, action, &mut console).await
         }
-        Command::Start { targets } => {
+        Command::Start { targets, .. } => {
             let action = Action::Start {
                 targets: targets_of(targets),
             };
             control::commands::act(dir, action, &mut console).await
         }
-        Command::Down => control::commands::act(dir, Action::Down, &mut console).await,
+        Command::Down { .. } => control::commands::act(dir, Action::Down, &mut console).await,
         Command::Logs {
             target,
             follow,
             step,
+            ..
         } => {
             let stored = || {
                 let plan = config::load(dir).map_err(|errors| errors.to_string())?;

@@ -314,3 +314,32 @@ fn a_stdout_nobody_reads_freezes_neither_the_control_socket_nor_sigterm() {
         "stop.timeout is 1s"
     );
 }
+
+#[test]
+fn a_stuck_zap_gets_a_clear_message_instead_of_a_hanging_client() {
+    let fixture = Fixture::new();
+    fixture.write(
+        "jobs/app.toml",
+        "[jobs.idle]\nhost = \"local\"\nsteps = [\"exec sleep 600\"]\n",
+    );
+    let zap = Running::start(&fixture, &["up", "--headless"]);
+    zap.wait_for("step 1/1", SECONDS_30);
+    // Frozen: the socket still takes connections, nothing answers.
+    zap.signal(libc::SIGSTOP);
+    let asked = std::time::Instant::now();
+    let status = run(fixture.zap(&["status", "--timeout", "1s"]));
+    let took = asked.elapsed();
+    zap.signal(libc::SIGCONT);
+    assert_eq!(status.code, 1, "{}", status.stderr);
+    assert!(
+        status
+            .stderr
+            .contains("the running zap did not answer within 1s: it may be stuck"),
+        "{}",
+        status.stderr
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    zap.signal(libc::SIGTERM);
+    let (code, output) = zap.wait(SECONDS_30);
+    assert_eq!(code, 0, "{output}");
+}

@@ -30,12 +30,17 @@ pub mod code {
 const DOWN_WAIT: Duration = Duration::from_secs(60);
 const DOWN_POLL: Duration = Duration::from_millis(100);
 
+/// How long a command waits for the running zap's answer by default.
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
 /// Where a command prints: its answer to `out`, problems to `err`, coloured
-/// when `colour` (stdout is a terminal).
+/// when `colour` (stdout is a terminal); and how long it waits for an
+/// answer before it gives up.
 pub struct Console<'a> {
     pub out: &'a mut dyn Write,
     pub err: &'a mut dyn Write,
     pub colour: bool,
+    pub answer_within: Duration,
 }
 
 impl Console<'_> {
@@ -56,7 +61,7 @@ impl Console<'_> {
 /// `zap status [--json]`: the table, or a JSON array of
 /// [`InstanceStatus`](super::InstanceStatus).
 pub async fn status(config_dir: &Path, json: bool, console: &mut Console<'_>) -> u8 {
-    let replies = match ask(config_dir, &Action::Status).await {
+    let replies = match ask(config_dir, &Action::Status, console.answer_within).await {
         Ok(replies) => replies,
         Err(error) => return console.failed(&error),
     };
@@ -99,7 +104,7 @@ pub async fn status(config_dir: &Path, json: bool, console: &mut Console<'_>) ->
 /// so `zap down && zap up` works.
 pub async fn act(config_dir: &Path, action: Action, console: &mut Console<'_>) -> u8 {
     let down = action == Action::Down;
-    let replies = match ask(config_dir, &action).await {
+    let replies = match ask(config_dir, &action, console.answer_within).await {
         Ok(replies) => replies,
         // Going away mid-answer is what `down` asked for.
         Err(ControlError::Closed) if down => Vec::new(),
@@ -145,7 +150,9 @@ pub async fn logs(
         follow,
         step,
     };
-    match client::request(config_dir, &action).await {
+    let within = console.answer_within;
+    let asked = tokio::time::timeout(within, client::request(config_dir, &action)).await;
+    match asked.unwrap_or(Err(ControlError::NoAnswer { within })) {
         Ok(stream) => print_stream(stream, follow, console).await,
         Err(ControlError::NotRunning { dir }) => {
             let entries = match stored() {
@@ -249,8 +256,16 @@ pub fn read_stored(
     Ok(entries)
 }
 
-async fn ask(config_dir: &Path, action: &Action) -> Result<Vec<Reply>, ControlError> {
-    client::request(config_dir, action).await?.collect().await
+/// Sends `action` and reads the whole answer, for at most `within`.
+async fn ask(
+    config_dir: &Path,
+    action: &Action,
+    within: Duration,
+) -> Result<Vec<Reply>, ControlError> {
+    let answer = async { client::request(config_dir, action).await?.collect().await };
+    tokio::time::timeout(within, answer)
+        .await
+        .unwrap_or(Err(ControlError::NoAnswer { within }))
 }
 
 /// Polls until nothing answers for `config_dir`; `false` after `limit`.

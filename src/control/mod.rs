@@ -62,6 +62,12 @@ pub enum ControlError {
     /// told from here.
     #[error("the running zap closed the connection before the end of its answer")]
     Closed,
+    /// Nothing came back in time: the running zap is stuck or very busy.
+    #[error(
+        "the running zap did not answer within {}s: it may be stuck (--timeout waits longer)",
+        .within.as_secs_f64()
+    )]
+    NoAnswer { within: std::time::Duration },
 }
 
 fn pid_note(pid: &Option<u32>) -> String {

@@ -186,6 +186,7 @@ macro_rules! run {
                 out: &mut out,
                 err: &mut err,
                 colour: false,
+                answer_within: crate::control::commands::ANSWER_WITHIN,
             };
             $body.await
         };
