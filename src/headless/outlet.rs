@@ -1,62 +1,95 @@
 //! The way headless output reaches stdout without ever holding up the
-//! supervisor: lines are put together in a buffer on the supervisor's
-//! thread, and a thread of their own writes them out. A stdout that blocks
-//! (a pager left paused, a terminal after Ctrl+S, a fifo nobody reads)
-//! makes that thread wait, nobody else. When its queue is full, what does
-//! not fit is dropped and counted, and the count is said as soon as output
-//! flows again.
+//! supervisor for long: lines are put together on the supervisor's thread
+//! and handed to a shared buffer, which a thread of its own writes out,
+//! waking when the buffer is large or every [`WRITE_EVERY`] (so steady
+//! output costs it a few wake-ups a second, not one per event).
+//!
+//! A stdout that reads slowly slows zap down, as a pipe should: a full
+//! buffer makes the supervisor wait for room. A stdout that takes nothing
+//! for [`STALL_AFTER`] (a pager left paused, a terminal after Ctrl+S, a fifo
+//! nobody reads) is given up on: from then on what does not fit is dropped
+//! and counted, and the count is said as soon as output flows again, while
+//! the connections, `zap status` and signals carry on.
 
 use std::io::{self, Write};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// A chunk is handed over once it holds this much, or at the next flush.
+/// The supervisor's own buffer is handed over once it holds this much, or
+/// when the supervisor is idle.
 const CHUNK_BYTES: usize = 64 * 1024;
 
-/// Chunks that may wait for the writer thread: up to ~4 MB of output.
-const QUEUE_CHUNKS: usize = 64;
+/// The most output waiting for the writer thread.
+const LIMIT_BYTES: usize = 4 * 1024 * 1024;
+
+/// The writer thread writes at least this often while output waits.
+const WRITE_EVERY: Duration = Duration::from_millis(20);
+
+/// How long a full buffer may stay full before stdout counts as stuck.
+const STALL_AFTER: Duration = Duration::from_secs(1);
 
 /// How long `zap up` waits, as it exits, for a stdout that takes nothing:
 /// SIGTERM must end it however its output is read.
 pub const CLOSE_WITHIN: Duration = Duration::from_secs(2);
 
+/// What the supervisor and the writer thread share.
+#[derive(Default)]
+struct Shared {
+    waiting: Vec<u8>,
+    /// Lines dropped since stdout stalled, not yet said.
+    dropped_lines: u64,
+    /// Where in `waiting` they would have been: the note goes there.
+    dropped_at: usize,
+    /// Stdout took nothing for `STALL_AFTER`: drop instead of waiting,
+    /// until it takes half the buffer.
+    stalled: bool,
+    /// No more output will come.
+    closed: bool,
+    /// The writer thread wrote everything and ended.
+    finished: bool,
+}
+
+struct Queue {
+    shared: Mutex<Shared>,
+    /// Wakes the writer: much waiting, or closed.
+    work: Condvar,
+    /// Wakes the supervisor: room in the buffer, or the writer finished.
+    room: Condvar,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        // Whoever panicked held it only to move bytes: use what is there.
+        self.shared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 pub struct Outlet {
     buffer: Vec<u8>,
-    queue: Option<SyncSender<Vec<u8>>>,
-    /// Tells that the writer thread wrote everything and ended.
-    finished: Receiver<()>,
-    /// Lines dropped since the last chunk that went through.
-    dropped_lines: u64,
-    /// Where a reader finds the dropped lines ("all are in .zap/logs").
-    kept_elsewhere: Option<String>,
+    queue: Arc<Queue>,
 }
 
 impl Outlet {
     /// Writes to `out` from a thread of its own. `kept_elsewhere` is said
     /// with any count of dropped lines.
     pub fn new(out: impl Write + Send + 'static, kept_elsewhere: Option<String>) -> Outlet {
-        let (queue, chunks) = mpsc::sync_channel::<Vec<u8>>(QUEUE_CHUNKS);
-        let (done, finished) = mpsc::channel();
+        let queue = Arc::new(Queue {
+            shared: Mutex::new(Shared::default()),
+            work: Condvar::new(),
+            room: Condvar::new(),
+        });
+        let writer = Arc::clone(&queue);
         thread::Builder::new()
             .name("zap-stdout".into())
-            .spawn(move || {
-                let mut out = out;
-                for chunk in chunks {
-                    // A closed stdout (`zap run | head`) must not stop the
-                    // run: the rest is read and thrown away.
-                    let _ = out.write_all(&chunk).and_then(|()| out.flush());
-                }
-                let _ = done.send(());
-            })
+            .spawn(move || write_out(&writer, out, kept_elsewhere.as_deref()))
             .map_err(|error| eprintln!("zap: cannot start the output thread: {error}"))
             .ok();
         Outlet {
             buffer: Vec::with_capacity(CHUNK_BYTES),
-            queue: Some(queue),
-            finished,
-            dropped_lines: 0,
-            kept_elsewhere,
+            queue,
         }
     }
 
@@ -67,73 +100,85 @@ impl Outlet {
 
     /// Lines dropped and not yet said.
     pub fn dropped_lines(&self) -> u64 {
-        self.dropped_lines
+        self.queue.lock().dropped_lines
     }
 
-    /// Hands what is buffered to the writer thread, never waiting for it.
+    /// Moves the buffer to the writer's: waits while it is full and stdout
+    /// still takes something, drops (and counts) once stdout is stuck.
     fn hand_over(&mut self) {
         if self.buffer.is_empty() {
             return;
         }
-        let Some(queue) = &self.queue else {
+        let mut shared = self.queue.lock();
+        let mut full_since: Option<Instant> = None;
+        while !shared.stalled
+            && !shared.finished
+            && shared.waiting.len() + self.buffer.len() > LIMIT_BYTES
+        {
+            let since = *full_since.get_or_insert_with(Instant::now);
+            let left = STALL_AFTER.saturating_sub(since.elapsed());
+            if left.is_zero() {
+                shared.stalled = true;
+                break;
+            }
+            self.queue.work.notify_one();
+            shared = self
+                .queue
+                .room
+                .wait_timeout(shared, left)
+                .map_or_else(|poisoned| poisoned.into_inner().0, |(guard, _)| guard);
+        }
+        if shared.finished {
             self.buffer.clear();
             return;
-        };
-        let mut chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK_BYTES));
-        let note = self.behind_note();
-        let note_len = note.len();
-        if !note.is_empty() {
-            chunk.splice(0..0, note.into_bytes());
         }
-        match queue.try_send(chunk) {
-            Ok(()) => self.dropped_lines = 0,
-            Err(TrySendError::Full(chunk)) => {
-                self.dropped_lines += memchr::memchr_iter(b'\n', &chunk[note_len..]).count() as u64;
+        if shared.stalled && shared.waiting.len() + self.buffer.len() > LIMIT_BYTES {
+            if shared.dropped_lines == 0 {
+                shared.dropped_at = shared.waiting.len();
             }
-            Err(TrySendError::Disconnected(_)) => self.queue = None,
+            shared.dropped_lines += memchr::memchr_iter(b'\n', &self.buffer).count() as u64;
+            self.buffer.clear();
+            return;
+        }
+        // The writer is woken for the first bytes of a burst (it then
+        // gathers for WRITE_EVERY) and for a large buffer.
+        let first = shared.waiting.is_empty();
+        shared.waiting.append(&mut self.buffer);
+        if first || shared.waiting.len() >= CHUNK_BYTES {
+            self.queue.work.notify_one();
         }
     }
 
-    fn behind_note(&self) -> String {
-        if self.dropped_lines == 0 {
-            return String::new();
-        }
-        let plural = if self.dropped_lines == 1 { "" } else { "s" };
-        let elsewhere = self
-            .kept_elsewhere
-            .as_deref()
-            .map_or(String::new(), |place| format!(", {place}"));
-        format!(
-            "zap: headless output fell behind: {} line{plural} not printed{elsewhere}\n",
-            thousands(self.dropped_lines)
-        )
-    }
-
-    /// Hands over the rest (after the count of lines dropped, if any) and
-    /// waits, at most `within` if given, for it all to be written. Returns
+    /// Hands over the rest and waits, at most `within` if given, for it all
+    /// to be written (with the count of lines dropped, if any). Returns
     /// whether it was; if not, the output thread is left waiting on its
     /// stdout.
     pub fn close(mut self, within: Option<Duration>) -> bool {
-        let mut rest = self.behind_note().into_bytes();
-        rest.append(&mut self.buffer);
-        if let Some(queue) = self.queue.take() {
-            // The queue may be full: a helper waits for room, so that this
-            // wait stays bounded.
-            let handed = thread::Builder::new()
-                .name("zap-stdout-close".into())
-                .spawn(move || {
-                    if !rest.is_empty() {
-                        let _ = queue.send(rest);
+        self.hand_over();
+        let deadline = within.map(|within| Instant::now() + within);
+        let mut shared = self.queue.lock();
+        shared.closed = true;
+        self.queue.work.notify_one();
+        while !shared.finished {
+            shared = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
                     }
-                });
-            if handed.is_err() {
-                return false;
-            }
+                    self.queue
+                        .room
+                        .wait_timeout(shared, left)
+                        .map_or_else(|poisoned| poisoned.into_inner().0, |(guard, _)| guard)
+                }
+                None => self
+                    .queue
+                    .room
+                    .wait(shared)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            };
         }
-        match within {
-            Some(within) => self.finished.recv_timeout(within).is_ok(),
-            None => self.finished.recv().is_ok(),
-        }
+        true
     }
 }
 
@@ -151,6 +196,60 @@ impl Write for Outlet {
         self.hand_over();
         Ok(())
     }
+}
+
+/// The writer thread: takes what waits (when there is much, when closed,
+/// or every `WRITE_EVERY`) and writes it, saying first how many lines were
+/// dropped if stdout had stalled.
+fn write_out(queue: &Queue, mut out: impl Write, kept_elsewhere: Option<&str>) {
+    let mut writing = Vec::with_capacity(CHUNK_BYTES);
+    loop {
+        let mut shared = queue.lock();
+        while shared.waiting.is_empty() && !shared.closed {
+            shared = queue
+                .work
+                .wait(shared)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        if shared.waiting.len() < CHUNK_BYTES && !shared.closed {
+            // A little waits: let more join it, unless it grows large.
+            shared = queue
+                .work
+                .wait_timeout(shared, WRITE_EVERY)
+                .map_or_else(|poisoned| poisoned.into_inner().0, |(guard, _)| guard);
+        }
+        std::mem::swap(&mut writing, &mut shared.waiting);
+        // Here stdout took the last write: it flows again.
+        if shared.dropped_lines > 0 {
+            let note = behind_note(shared.dropped_lines, kept_elsewhere);
+            let at = shared.dropped_at.min(writing.len());
+            writing.splice(at..at, note.into_bytes());
+            shared.dropped_lines = 0;
+            shared.stalled = false;
+        }
+        let done = shared.closed && writing.is_empty();
+        if done {
+            shared.finished = true;
+        }
+        drop(shared);
+        queue.room.notify_all();
+        if done {
+            return;
+        }
+        // A closed stdout (`zap run | head`) must not stop the run: the
+        // rest is taken and thrown away.
+        let _ = out.write_all(&writing).and_then(|()| out.flush());
+        writing.clear();
+    }
+}
+
+fn behind_note(dropped: u64, kept_elsewhere: Option<&str>) -> String {
+    let plural = if dropped == 1 { "" } else { "s" };
+    let elsewhere = kept_elsewhere.map_or(String::new(), |place| format!(", {place}"));
+    format!(
+        "zap: headless output fell behind: {} line{plural} not printed{elsewhere}\n",
+        thousands(dropped)
+    )
 }
 
 /// 12000 → "12,000".
@@ -211,10 +310,13 @@ mod tests {
         let gate = Gate::default();
         let mut outlet = Outlet::new(gate.clone(), Some("all are in .zap/logs".into()));
         let line = format!("{}\n", "x".repeat(99));
-        // Far more than the queue holds; every write returns at once.
+        // Far more than the buffer holds: after one wait of STALL_AFTER,
+        // what does not fit is dropped.
+        let began = Instant::now();
         for _ in 0..200_000 {
             outlet.write_all(line.as_bytes()).expect("never fails");
         }
+        assert!(began.elapsed() < STALL_AFTER * 3, "{:?}", began.elapsed());
         outlet.flush().expect("never fails");
         let dropped = outlet.dropped_lines();
         assert!(dropped > 100_000, "most lines did not fit: {dropped}");
@@ -225,9 +327,50 @@ mod tests {
             "zap: headless output fell behind: {} lines not printed, all are in .zap/logs\n",
             thousands(dropped)
         );
-        assert!(text.ends_with(&note), "{}", &text[text.len() - 300..]);
+        // Said where the lines went missing, once.
+        assert_eq!(
+            text.matches(&note).count(),
+            1,
+            "{}",
+            &text[text.len() - 300..]
+        );
         let printed = text.lines().filter(|l| l.starts_with('x')).count() as u64;
         assert_eq!(printed + dropped, 200_000, "every line printed or counted");
+    }
+
+    /// A stdout that takes a little at a time, slowly: a pipe to a busy
+    /// reader.
+    struct Trickle(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Trickle {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            thread::sleep(Duration::from_micros(100));
+            let taken = bytes.len().min(8192);
+            self.0
+                .lock()
+                .expect("lock")
+                .extend_from_slice(&bytes[..taken]);
+            Ok(taken)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_slow_stdout_that_keeps_reading_slows_zap_down_and_loses_nothing() {
+        let taken = Arc::new(Mutex::new(Vec::new()));
+        let mut outlet = Outlet::new(Trickle(Arc::clone(&taken)), None);
+        let line = format!("{}\n", "y".repeat(99));
+        for _ in 0..100_000 {
+            outlet.write_all(line.as_bytes()).expect("never fails");
+        }
+        assert_eq!(outlet.dropped_lines(), 0);
+        assert!(outlet.close(None));
+        let text = String::from_utf8(taken.lock().expect("lock").clone()).expect("text");
+        assert_eq!(text.lines().count(), 100_000);
+        assert!(!text.contains("fell behind"));
     }
 
     #[test]
