@@ -102,11 +102,15 @@ struct Decoding {
 
 impl Decoding {
     /// Sends the batches still waiting; `false` if the supervisor is gone.
+    /// Safe to cancel (the reader's `select!` does): a batch leaves the
+    /// queue only once it has a place to go.
     async fn send_waiting(&mut self) -> bool {
-        while let Some(batch) = self.waiting.pop_front() {
-            let message = (self.id.clone(), self.generation, batch);
-            if self.events.send(message).await.is_err() {
+        while !self.waiting.is_empty() {
+            let Ok(permit) = self.events.reserve().await else {
                 return false;
+            };
+            if let Some(batch) = self.waiting.pop_front() {
+                permit.send((self.id.clone(), self.generation, batch));
             }
         }
         true
