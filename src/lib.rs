@@ -20,6 +20,7 @@
 //!
 //! The front ends, and the layer that wires them:
 //! - `headless`: prefixed lines for `zap run` and `zap up --headless`;
+//! - `logbook`: each job's recent lines in memory, its files on disk, `zap logs -f`;
 //! - `harmless`: job output made safe for a terminal (escapes shown, not obeyed);
 //! - `ui`: the terminal UI of `zap up`;
 //! - `control`: the control socket and the commands that talk to it;
@@ -37,6 +38,7 @@ pub mod demo;
 pub mod fixup;
 pub mod harmless;
 pub mod headless;
+pub mod logbook;
 pub mod logs;
 pub mod model;
 pub mod report;

@@ -121,7 +121,7 @@ impl ReplyRx {
 
 /// `zap logs -f`: the log book hands each client its lines through its
 /// reply channel, never waiting for it.
-impl crate::supervisor::logbook::LineFollower for ReplyTx {
+impl crate::logbook::LineFollower for ReplyTx {
     fn take(&self, lines: Vec<(crate::model::InstanceId, crate::logs::LogLine)>) -> bool {
         let replies = lines
             .iter()

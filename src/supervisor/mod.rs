@@ -5,7 +5,6 @@ pub mod engine;
 pub mod instance;
 pub mod ledger;
 pub mod leftovers;
-pub mod logbook;
 pub mod run;
 pub mod state;
 

@@ -25,11 +25,11 @@ use super::snapshot::Snapshot;
 use super::terminal::{self, Painter};
 use super::view::{Context, OutputBounds, Screen, UiAction, ViewModel};
 use crate::action::Action;
+use crate::logbook::LogBook;
 use crate::logs::LogLine;
 use crate::model::Signal;
 use crate::supervisor::Event;
 use crate::supervisor::engine::{Request, request_for_action};
-use crate::supervisor::logbook::LogBook;
 
 /// Clocks on screen (uptime, backoff) move even when nothing happens.
 const CLOCK: Duration = Duration::from_secs(1);

@@ -42,9 +42,9 @@ use tokio::sync::{mpsc, oneshot};
 pub use keys::{Keymap, KeymapError};
 pub use news::{News, UiObserver};
 
+use crate::logbook::LogBook;
 use crate::model::InstanceId;
 use crate::supervisor::engine::Request;
-use crate::supervisor::logbook::LogBook;
 
 /// The UI before it takes the terminal: made when `zap up` starts (its
 /// observer sees everything from the first event on), started once the

@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::engine::Observer;
-use super::state::{Change, State};
 use crate::config::Plan;
 use crate::logs::{BATCH_LINES, DEFAULT_RING_LINES, LogLine, LogWriter, Ring};
 use crate::model::{InstanceId, StepIndex};
+use crate::supervisor::engine::Observer;
+use crate::supervisor::state::{Change, State};
 use crate::words::{self, Shown};
 
 /// Whoever follows lines as they come (`zap logs -f`): it takes them without
