@@ -186,28 +186,18 @@ impl LogBook {
 impl Observer for LogBook {
     fn changes(&mut self, state: &State, changes: &[Change<'_>]) {
         let now = std::time::Instant::now();
-        for change in changes {
-            match words::shown(state, change, now) {
-                Some((
-                    instance,
-                    Shown::Output {
-                        stream,
-                        step,
-                        text,
-                        cut,
-                    },
-                )) => {
-                    let line = LogLine::output(stream, step, text.to_string(), cut);
-                    self.push(&instance.id, line);
-                }
-                Some((instance, Shown::Said { step, text })) => {
-                    for line in text.lines() {
-                        self.push(&instance.id, LogLine::zap(step, line));
-                    }
-                }
-                None => {}
-            }
-        }
+        words::each_line(state, changes, now, |instance, shown| {
+            let line = match shown {
+                Shown::Output {
+                    stream,
+                    step,
+                    text,
+                    cut,
+                } => LogLine::output(stream, step, text.to_string(), cut),
+                Shown::Said { step, text } => LogLine::zap(step, text),
+            };
+            self.push(&instance.id, line);
+        });
     }
 
     fn idle(&mut self) {

@@ -221,47 +221,54 @@ pub fn change(
     })
 }
 
-/// A change as a reader of a job's output sees it: the job's own line, or
-/// zap's words about the job (one line or more).
-pub enum Shown<'e> {
+/// One line a reader of a job's output sees: the job's own, or one of
+/// zap's about the job.
+pub enum Shown<'a> {
     Output {
         stream: Stream,
         step: Option<StepIndex>,
-        text: &'e str,
+        text: &'a str,
         cut: LineCut,
     },
     Said {
         step: Option<StepIndex>,
-        text: String,
+        text: &'a str,
     },
 }
 
-/// The instance `change` is about and what it shows; `None` for a change
-/// that shows nothing.
-pub fn shown<'s, 'e>(
-    state: &'s State,
-    change: &Change<'e>,
+/// Calls `show` with each line `changes` make a reader see, in order, with
+/// the instance it is about: output lines as they are, zap's words line by
+/// line. Changes that show nothing are skipped.
+pub fn each_line(
+    state: &State,
+    changes: &[Change<'_>],
     now: Instant,
-) -> Option<(&'s Instance, Shown<'e>)> {
-    let instance = state.instances().get(change.instance)?;
-    let shown = match change.what {
-        What::Output {
+    mut show: impl FnMut(&Instance, Shown<'_>),
+) {
+    for change in changes {
+        let Some(instance) = state.instances().get(change.instance) else {
+            continue;
+        };
+        if let What::Output {
             stream,
             step,
             text,
             cut,
-        } => Shown::Output {
-            stream,
-            step,
-            text,
-            cut,
-        },
-        _ => {
-            let (step, text) = self::change(state, change, now)?;
-            Shown::Said { step, text }
+        } = change.what
+        {
+            let shown = Shown::Output {
+                stream,
+                step,
+                text,
+                cut,
+            };
+            show(instance, shown);
+        } else if let Some((step, text)) = self::change(state, change, now) {
+            for text in text.lines() {
+                show(instance, Shown::Said { step, text });
+            }
         }
-    };
-    Some((instance, shown))
+    }
 }
 
 /// The line printed when an instance enters `to`; `None` for the phases

@@ -192,28 +192,20 @@ fn step_label(step: Option<StepIndex>) -> Option<String> {
 
 impl<W: Write> Observer for Printer<W> {
     fn changes(&mut self, state: &State, changes: &[Change<'_>]) {
-        let now = Instant::now();
-        for change in changes {
-            match words::shown(state, change, now) {
-                Some((
-                    instance,
-                    Shown::Output {
-                        stream,
-                        step,
-                        text,
-                        cut,
-                    },
-                )) => {
-                    self.output_line(&instance.id, stream, step, text, cut);
-                }
-                Some((instance, Shown::Said { step, text })) => {
-                    for line in text.lines() {
-                        self.zap_line(&instance.id, step_label(step), line);
-                    }
-                }
-                None => {}
-            }
-        }
+        words::each_line(
+            state,
+            changes,
+            Instant::now(),
+            |instance, shown| match shown {
+                Shown::Output {
+                    stream,
+                    step,
+                    text,
+                    cut,
+                } => self.output_line(&instance.id, stream, step, text, cut),
+                Shown::Said { step, text } => self.zap_line(&instance.id, step_label(step), text),
+            },
+        );
     }
 
     fn note(&mut self, text: &str) {
