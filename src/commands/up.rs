@@ -133,46 +133,65 @@ pub async fn up(
 }
 
 /// Stops what an earlier zap left running (it was killed before it could),
-/// saying so; returns the leftovers that could not be dealt with now.
+/// all at once (a host that does not answer costs one timeout, not one per
+/// leftover), saying so in the ledger's order; returns the leftovers that
+/// could not be dealt with now.
 async fn clean_up(
     leftovers: &[Leftover],
     transports: &BTreeMap<HostName, Transport>,
     observer: &mut dyn Observer,
 ) -> Vec<Leftover> {
+    let outcomes = futures::future::join_all(
+        leftovers
+            .iter()
+            .map(|leftover| stop_leftover(leftover, transports.get(&leftover.host))),
+    )
+    .await;
     let mut carried = Vec::new();
-    for leftover in leftovers {
-        let what = format!(
-            "{} (process group {} on {}, run {})",
-            leftover.instance, leftover.pgid, leftover.host, leftover.run
-        );
-        let Some(transport) = transports.get(&leftover.host) else {
-            observer.note(&format!(
-                "left running by an earlier zap: {what}; its host is no longer in hosts.toml"
-            ));
-            continue;
-        };
-        let command = kill_if_ours(leftover.pgid, &leftover.run);
-        match tokio::time::timeout(LEFTOVER_TIMEOUT, transport.run_capture(&command)).await {
-            Ok(Ok((_, out, _))) => match String::from_utf8_lossy(&out).trim() {
-                "killed" => {
-                    observer.note(&format!("stopped {what}, left running by an earlier zap"))
-                }
-                "gone" => {}
-                _ => observer.note(&format!(
-                    "not stopping {what}: that process group now belongs to something else"
-                )),
-            },
-            Ok(Err(error)) => {
-                observer.note(&format!("cannot stop {what} yet: {error}"));
-                carried.push(leftover.clone());
-            }
-            Err(_) => {
-                observer.note(&format!("cannot stop {what} yet: no answer"));
-                carried.push(leftover.clone());
-            }
+    for (leftover, (note, carry)) in leftovers.iter().zip(outcomes) {
+        if let Some(note) = note {
+            observer.note(&note);
+        }
+        if carry {
+            carried.push(leftover.clone());
         }
     }
     carried
+}
+
+/// Stops one leftover: what to say about it, and whether it must be tried
+/// again later.
+async fn stop_leftover(
+    leftover: &Leftover,
+    transport: Option<&Transport>,
+) -> (Option<String>, bool) {
+    let what = format!(
+        "{} (process group {} on {}, run {})",
+        leftover.instance, leftover.pgid, leftover.host, leftover.run
+    );
+    let Some(transport) = transport else {
+        let note =
+            format!("left running by an earlier zap: {what}; its host is no longer in hosts.toml");
+        return (Some(note), false);
+    };
+    let command = kill_if_ours(leftover.pgid, &leftover.run);
+    match tokio::time::timeout(LEFTOVER_TIMEOUT, transport.run_capture(&command)).await {
+        Ok(Ok((_, out, _))) => match String::from_utf8_lossy(&out).trim() {
+            "killed" => (
+                Some(format!("stopped {what}, left running by an earlier zap")),
+                false,
+            ),
+            "gone" => (None, false),
+            _ => (
+                Some(format!(
+                    "not stopping {what}: that process group now belongs to something else"
+                )),
+                false,
+            ),
+        },
+        Ok(Err(error)) => (Some(format!("cannot stop {what} yet: {error}")), true),
+        Err(_) => (Some(format!("cannot stop {what} yet: no answer")), true),
+    }
 }
 
 /// Turns the control socket's requests into the supervisor's, answering
