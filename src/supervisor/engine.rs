@@ -11,12 +11,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::instance::{Addressed, RunContext, run_instance};
-use super::state::{Applied, Change, Effect, Event, Interrupt, Mode, Phase, State};
+use super::state::{Applied, Change, Effect, Event, Interrupt, Mode, Outcome, Phase, State};
 use crate::action::Action;
 use crate::config::{Plan, RemedyPlace};
 use crate::fixup::{Guard, Remedy};
 use crate::model::{ExitInfo, HostName, InstanceId, Signal};
 use crate::stats::{HostStats, spawn_poller};
+use crate::transport::TransportError;
 use crate::transport::escape::quote;
 use crate::transport::host::Transport;
 
@@ -155,7 +156,7 @@ pub async fn supervise(
     options: Options,
 ) -> State {
     let (events_tx, mut events) = mpsc::channel::<Addressed>(EVENT_QUEUE);
-    let (answers_tx, mut answers) = mpsc::channel::<HostName>(EVENT_QUEUE);
+    let (answers_tx, mut answers) = mpsc::channel::<(HostName, Reconnect)>(EVENT_QUEUE);
     let mut engine = Engine {
         plan,
         transports,
@@ -186,7 +187,12 @@ pub async fn supervise(
             }
         };
         tokio::select! {
-            Some(host) = answers.recv() => engine.host_answers(&host, &state),
+            Some((host, news)) = answers.recv() => match news {
+                Reconnect::Answers => engine.host_answers(&host, &state),
+                Reconnect::Refused(error) => {
+                    engine.host_refuses(&mut state, observer, &host, &error);
+                }
+            },
             Some((id, generation, batch)) = events.recv() => {
                 engine.handle_all(&mut state, observer, &id, generation, &batch);
                 // What waits already, but no more than a queue's worth: a
@@ -301,8 +307,8 @@ struct Engine<'a> {
     transports: &'a BTreeMap<HostName, Transport>,
     events_tx: mpsc::Sender<Addressed>,
     context: RunContext,
-    /// Where a reconnect loop says its host answers again.
-    answers_tx: mpsc::Sender<HostName>,
+    /// Where a reconnect loop says how its host answered.
+    answers_tx: mpsc::Sender<(HostName, Reconnect)>,
     /// Hosts a reconnect loop is running for.
     reconnecting: BTreeSet<HostName>,
 }
@@ -450,13 +456,58 @@ impl Engine<'_> {
             let mut delay = RECONNECT_FIRST;
             loop {
                 tokio::time::sleep(delay).await;
-                if transport.ensure_connected().await.is_ok() {
-                    break;
+                match transport.ensure_connected().await {
+                    Ok(()) => break,
+                    Err(error) => {
+                        let news = (host.clone(), Reconnect::Refused(error));
+                        if answers.send(news).await.is_err() {
+                            return;
+                        }
+                    }
                 }
                 delay = (delay * 2).min(RECONNECT_MAX);
             }
-            let _ = answers.send(host).await;
+            let _ = answers.send((host, Reconnect::Answers)).await;
         });
+    }
+
+    /// A reconnect to `host` failed with `error`. A refusal that waiting
+    /// will not mend (a changed host key, refused authentication) makes its
+    /// lost jobs unreachable, saying why and what to do; any other keeps
+    /// them lost, with the latest reason. The loop keeps trying either way:
+    /// once the user mended it, the jobs start again.
+    fn host_refuses(
+        &mut self,
+        state: &mut State,
+        observer: &mut dyn Observer,
+        host: &HostName,
+        error: &TransportError,
+    ) {
+        let lasting = matches!(
+            error,
+            TransportError::HostKey(_) | TransportError::Auth { .. }
+        );
+        let event = if lasting {
+            Event::Refused(format!("reconnecting: {error}"))
+        } else {
+            Event::StillLost(format!("reconnecting: {error}"))
+        };
+        let lost: Vec<InstanceId> = state
+            .instances()
+            .iter()
+            .filter(|instance| &instance.id.host == host)
+            .filter(|instance| matches!(instance.phase(), Phase::Lost { .. }))
+            .map(|instance| instance.id.clone())
+            .collect();
+        let mut out = Applied::default();
+        for id in lost {
+            let generation = state
+                .instance(&id)
+                .map_or(0, |instance| instance.generation);
+            state.apply_into(&id, generation, &event, std::time::Instant::now(), &mut out);
+        }
+        observer.changes(state, &out.changes);
+        self.carry_out(out.effects);
     }
 
     /// `host` answers again: stop what every instance lost with it left
@@ -473,8 +524,9 @@ impl Engine<'_> {
             .iter()
             .filter(|instance| &instance.id.host == host)
             .map(|instance| {
+                // Lost, or lost and then refused (see `host_refuses`).
                 let left_behind = match instance.phase() {
-                    Phase::Lost { .. } => instance.pgid,
+                    Phase::Lost { .. } | Phase::Done(Outcome::Unreachable(_)) => instance.pgid,
                     _ => None,
                 };
                 (instance.id.clone(), instance.generation, left_behind)
@@ -494,6 +546,12 @@ impl Engine<'_> {
             }
         });
     }
+}
+
+/// What a reconnect loop learned of its host.
+enum Reconnect {
+    Answers,
+    Refused(TransportError),
 }
 
 /// Most of a remedy's output kept for the job's log.

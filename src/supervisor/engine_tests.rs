@@ -56,6 +56,8 @@ struct ScriptedHost {
     calls: Mutex<Vec<Call>>,
     /// Connection attempts that fail before one succeeds.
     failing_connects: Mutex<u32>,
+    /// Refusals the next connection attempts meet, in order, first.
+    refusals: Mutex<Vec<TransportError>>,
     /// The output of each running shell by process group, and how it ends.
     running: Mutex<HashMap<u32, (mpsc::Sender<Chunk>, Then)>>,
 }
@@ -163,6 +165,11 @@ impl Link for ScriptedHost {
 
     fn ensure_connected(&self) -> BoxFuture<'_, Result<(), TransportError>> {
         self.record(Call::Connect);
+        let mut refusals = self.refusals.lock().expect("refusals");
+        if !refusals.is_empty() {
+            let refusal = refusals.remove(0);
+            return Box::pin(std::future::ready(Err(refusal)));
+        }
         let mut failing = self.failing_connects.lock().expect("failing");
         let answer = if *failing > 0 {
             *failing -= 1;
@@ -227,11 +234,16 @@ struct Watcher {
     drop_after: usize,
     /// Shut down once this many shells ran.
     shut_down_after: usize,
+    /// Every phase entered, in order.
+    phases: Vec<Phase>,
 }
 
 impl Observer for Watcher {
     fn changes(&mut self, _state: &State, changes: &[Change<'_>]) {
         for change in changes {
+            if let What::Phase { to, .. } = &change.what {
+                self.phases.push(to.clone());
+            }
             if let What::Spawned { pgid, .. } = change.what {
                 self.spawned.push(pgid);
                 if self.spawned.len() == self.drop_after {
@@ -254,8 +266,20 @@ fn watcher(host: &Arc<ScriptedHost>) -> (Watcher, mpsc::Receiver<Request>) {
         spawned: Vec::new(),
         drop_after: usize::MAX,
         shut_down_after: usize::MAX,
+        phases: Vec::new(),
     };
     (watcher, incoming)
+}
+
+/// `zap up` of `plan` on `host` until `watcher` asks it to end.
+async fn up_on_script(
+    plan: &Plan,
+    host: &Arc<ScriptedHost>,
+    watcher: &mut Watcher,
+    requests: &mut mpsc::Receiver<Request>,
+) -> State {
+    let state = State::new(plan, &ids(plan), Mode::Up);
+    supervise(plan, state, &on(host), watcher, requests, options(None)).await
 }
 
 const THREE_ALWAYS: &str = "[jobs.a]\nhost = \"n1\"\nsteps = [\"x\"]\nrestart = \"always\"\n\
@@ -285,16 +309,7 @@ async fn a_host_that_comes_back_has_every_lost_job_stopped_before_any_starts_aga
     let (mut watcher, mut requests) = watcher(&host);
     watcher.drop_after = 3;
     watcher.shut_down_after = 6;
-    let state = State::new(&plan, &ids(&plan), Mode::Up);
-    let state = supervise(
-        &plan,
-        state,
-        &on(&host),
-        &mut watcher,
-        &mut requests,
-        options(None),
-    )
-    .await;
+    let state = up_on_script(&plan, &host, &mut watcher, &mut requests).await;
 
     let calls = host.calls();
     let fourth_launch = calls
@@ -394,4 +409,40 @@ async fn a_host_that_cannot_be_reached_ends_the_run_as_unreachable() {
             "cannot connect to n1:22: connection refused".into()
         ))
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_host_whose_key_changed_makes_its_lost_jobs_unreachable_until_it_is_mended() {
+    let plan = plan("[jobs.a]\nhost = \"n1\"\nsteps = [\"x\"]\nrestart = \"always\"\n");
+    let host = ScriptedHost::new(&[
+        Play::Runs {
+            pgid: 100,
+            then: Then::UntilTheConnectionDrops,
+        },
+        Play::Runs {
+            pgid: 200,
+            then: Then::UntilSignalled,
+        },
+    ]);
+    // The first try meets a new host key; the user mends known_hosts.
+    *host.refusals.lock().expect("refusals") = vec![TransportError::HostKey(
+        "the host key of n1 changed: remove the old one with ssh-keygen -R".into(),
+    )];
+    let (mut watcher, mut requests) = watcher(&host);
+    watcher.drop_after = 1;
+    watcher.shut_down_after = 2;
+    let state = up_on_script(&plan, &host, &mut watcher, &mut requests).await;
+    let unreachable = Phase::Done(Outcome::Unreachable(
+        "reconnecting: the host key of n1 changed: remove the old one with ssh-keygen -R".into(),
+    ));
+    let seen = &watcher.phases;
+    assert!(seen.contains(&unreachable), "{seen:#?}");
+    let calls = host.calls();
+    assert!(
+        calls
+            .iter()
+            .any(|call| matches!(call, Call::Capture(c) if c.starts_with("p=100;"))),
+        "what the lost run left is stopped before it runs again: {calls:#?}"
+    );
+    assert_eq!(state.instances()[0].restarts, 1);
 }

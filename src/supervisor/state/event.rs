@@ -28,6 +28,11 @@ pub enum Event {
     /// The job's host answers again, and what its lost run left there was
     /// stopped.
     HostBack,
+    /// Reconnecting to the lost job's host failed, for a reason waiting will
+    /// not mend (a changed host key, refused authentication): unreachable.
+    Refused(String),
+    /// Reconnecting to the lost job's host failed for now: still lost.
+    StillLost(String),
     /// A timer set by [`Effect::Wake`] went off.
     Wake(Wake),
     /// The `ready` probe ran: `true` when it exited 0.

@@ -312,6 +312,19 @@ impl State {
                     _ => {}
                 }
             }
+            Event::Refused(reason) => {
+                if let Phase::Lost { .. } = instance.phase() {
+                    instance.enter(Phase::Done(Outcome::Unreachable(reason.clone())), out);
+                }
+            }
+            Event::StillLost(latest) => {
+                if let Phase::Lost { reason } = instance.phase() {
+                    // Why it was lost, then the latest try's answer.
+                    let lost = reason.split("; reconnecting: ").next().unwrap_or("");
+                    let reason = format!("{lost}; {latest}");
+                    instance.enter(Phase::Lost { reason }, out);
+                }
+            }
             Event::Wake(why) => self.wake(position, *why, now, out),
             Event::ProbeDone(ok) => {
                 if *ok {

@@ -1094,13 +1094,20 @@ fn a_cooldown_delays_the_next_remedy() {
     assert_eq!(remedies(&effects), ["podman rm -f db"]);
 }
 
-#[test]
-fn a_job_lost_with_its_host_under_restart_never_stays_down_with_the_reason() {
-    let (_, mut state) = up("[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\n");
+/// Job `a` of `jobs` under `zap up`, spawned and then lost with its host
+/// ("keepalive timeout").
+fn lost_with_its_host(jobs: &str) -> (State, InstanceId, Instant) {
+    let (_, mut state) = up(jobs);
     state.begin();
     let (a, now) = (id("a"), Instant::now());
     state.feed(&a, 1, job(JobEvent::Spawned { pid: 3, pgid: 3 }), now);
     state.feed(&a, 1, Event::HostLost("keepalive timeout".into()), now);
+    (state, a, now)
+}
+
+#[test]
+fn a_job_lost_with_its_host_under_restart_never_stays_down_with_the_reason() {
+    let (mut state, a, now) = lost_with_its_host("[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\n");
     assert_eq!(
         state.instance(&a).map(|i| i.phase()),
         Some(&Phase::Lost {
@@ -1179,5 +1186,36 @@ fn a_second_interrupt_kills_every_live_group_at_once() {
                 signal: Signal::Kill
             }
         ]
+    );
+}
+
+#[test]
+fn a_failed_reconnect_keeps_why_the_job_was_lost_and_says_the_latest_answer() {
+    let (mut state, a, now) =
+        lost_with_its_host("[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\nrestart = \"always\"\n");
+    for latest in ["connection refused", "timed out after 10s"] {
+        let event = Event::StillLost(format!("reconnecting: {latest}"));
+        state.feed(&a, 1, event, now);
+        assert_eq!(
+            state.instance(&a).map(|i| i.phase()),
+            Some(&Phase::Lost {
+                reason: format!("keepalive timeout; reconnecting: {latest}")
+            })
+        );
+    }
+    let refused = Event::Refused("reconnecting: the host key changed".into());
+    state.feed(&a, 1, refused, now);
+    assert_eq!(
+        state.instance(&a).map(|i| i.kind()),
+        Some(StateKind::Unreachable)
+    );
+    // Mended: the host answers, the job starts again.
+    let effects = state.feed(&a, 1, Event::HostBack, now);
+    assert_eq!(
+        effects,
+        [Effect::Start {
+            id: a.clone(),
+            generation: 2
+        }]
     );
 }
