@@ -11,14 +11,15 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::instance::{Addressed, RunContext, run_instance};
+use super::remedy::run_remedy;
+use super::signals::StopSignals;
 use super::state::{Applied, Change, Effect, Event, Interrupt, Mode, Outcome, Phase, State};
 use crate::action::Action;
 use crate::config::{Plan, RemedyPlace};
-use crate::fixup::{Guard, Remedy};
-use crate::model::{ExitInfo, HostName, InstanceId, Signal};
+use crate::fixup::Guard;
+use crate::model::{HostName, InstanceId, Signal};
 use crate::stats::{HostStats, spawn_poller};
 use crate::transport::TransportError;
-use crate::transport::escape::quote;
 use crate::transport::host::Transport;
 
 /// How many batches of events (each up to `BATCH_EVENTS`) may wait for the
@@ -178,7 +179,7 @@ pub async fn supervise(
         .map(|timeout| (Instant::now() + timeout, timeout));
     let mut timed_out = false;
     let mut requests_open = true;
-    let mut stop_signals = StopSignals::new();
+    let mut stop_signals = StopSignals::listen();
     while !state.all_done() {
         let timeout_sleep = async {
             match deadline {
@@ -552,100 +553,6 @@ impl Engine<'_> {
 enum Reconnect {
     Answers,
     Refused(TransportError),
-}
-
-/// Most of a remedy's output kept for the job's log.
-const REMEDY_OUTPUT_LINES: usize = 40;
-
-/// Runs a fixup's remedy with the job's environment, stopped (KILL) at its
-/// timeout, and returns how it ended and what it printed.
-async fn run_remedy(
-    transport: &Transport,
-    remedy: &Remedy,
-    env: &BTreeMap<String, String>,
-) -> (ExitInfo, String) {
-    let mut script = String::new();
-    for (name, value) in env {
-        if crate::transport::script::is_env_name(name) {
-            script.push_str(&format!("export {name}={}; ", quote(value)));
-        }
-    }
-    script.push_str(&remedy.command);
-    let seconds = remedy.timeout.as_secs().max(1);
-    // `timeout` (coreutils, busybox) ends it on the host itself; where it is
-    // missing, zap's own wait below still ends the wait.
-    let command = format!(
-        "if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL {seconds} /bin/sh -c {script}; \
-         else exec /bin/sh -c {script}; fi",
-        script = quote(&script)
-    );
-    let wait = remedy.timeout + Duration::from_secs(10);
-    match tokio::time::timeout(wait, transport.run_capture(&command)).await {
-        Ok(Ok((exit, stdout, stderr))) => {
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&stdout),
-                String::from_utf8_lossy(&stderr)
-            );
-            let lines: Vec<&str> = text.lines().collect();
-            let kept = lines.len().saturating_sub(REMEDY_OUTPUT_LINES);
-            let mut output = lines[kept..].join("\n");
-            if kept > 0 {
-                output = format!("({kept} earlier lines not kept)\n{output}");
-            }
-            let exit = match exit {
-                // `timeout -s KILL` reports its kill as 137.
-                ExitInfo::Code(137) => ExitInfo::Signal("KILL".into()),
-                other => other,
-            };
-            (exit, output)
-        }
-        Ok(Err(error)) => (
-            ExitInfo::Unknown,
-            format!("could not run the remedy: {error}"),
-        ),
-        Err(_) => (
-            ExitInfo::Unknown,
-            format!("the remedy did not end within {}s", wait.as_secs()),
-        ),
-    }
-}
-
-/// SIGINT, SIGTERM and SIGHUP (the terminal closed), listened to for the
-/// whole run so none is missed between two turns of the loop.
-struct StopSignals {
-    interrupt: Option<tokio::signal::unix::Signal>,
-    terminate: Option<tokio::signal::unix::Signal>,
-    hangup: Option<tokio::signal::unix::Signal>,
-}
-
-impl StopSignals {
-    fn new() -> Self {
-        use tokio::signal::unix::{SignalKind, signal};
-        StopSignals {
-            interrupt: signal(SignalKind::interrupt()).ok(),
-            terminate: signal(SignalKind::terminate()).ok(),
-            hangup: signal(SignalKind::hangup()).ok(),
-        }
-    }
-
-    async fn next(&mut self) -> &'static str {
-        async fn wait(signal: &mut Option<tokio::signal::unix::Signal>) {
-            match signal {
-                Some(signal) => {
-                    if signal.recv().await.is_none() {
-                        std::future::pending::<()>().await;
-                    }
-                }
-                None => std::future::pending().await,
-            }
-        }
-        tokio::select! {
-            () = wait(&mut self.interrupt) => "stopped by Ctrl+C",
-            () = wait(&mut self.terminate) => "stopped by SIGTERM",
-            () = wait(&mut self.hangup) => "stopped by SIGHUP",
-        }
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@ pub mod engine;
 pub mod instance;
 pub mod ledger;
 pub mod leftovers;
+pub mod remedy;
 pub mod run;
+pub mod signals;
 pub mod state;
 
 pub use state::{
