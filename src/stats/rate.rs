@@ -63,7 +63,13 @@ pub fn measure(
             .zip(current.mem_available)
             .map(|(total, available)| total.saturating_sub(available)),
         mem_total: current.mem_total,
-        unavailable: None,
+        // A process table with nothing in it is a reader that saw nothing
+        // (no /proc, no ps), never a host at rest: its jobs get no figures
+        // rather than a silent zero.
+        unavailable: current
+            .processes
+            .is_empty()
+            .then(|| "the host's process table read as empty".to_string()),
         processes,
     }
 }
@@ -542,5 +548,16 @@ mod tests {
         assert_eq!(stats.processes.len(), 2);
         assert!(close(stats.processes[0].cpu_percent, 50.0));
         assert_eq!(stats.processes[1].cpu_percent, None);
+    }
+
+    #[test]
+    fn a_reader_that_saw_no_process_is_unavailable_never_a_silent_zero() {
+        let at = Instant::now();
+        let empty = snapshot(100, vec![]);
+        let stats = measure(HostName("n1".into()), None, &empty, at);
+        assert_eq!(
+            stats.unavailable.as_deref(),
+            Some("the host's process table read as empty")
+        );
     }
 }
