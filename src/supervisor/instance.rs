@@ -156,7 +156,9 @@ impl ChunkConsumer for Decoding {
         }
         // The first batch takes the place `ready` reserved; the rest wait
         // for the next `ready` (or `finish`).
-        if let (Some(permit), Some(first)) = (self.permit.take(), self.waiting.pop_front()) {
+        if let Some(permit) = self.permit.take()
+            && let Some(first) = self.waiting.pop_front()
+        {
             permit.send((self.id.clone(), self.generation, first));
         }
     }
