@@ -125,11 +125,17 @@ fn port_remedy(plan: &Plan, port: u16) -> Remedy {
     }
 }
 
-fn has_fuser() -> bool {
-    Command::new("/bin/sh")
+/// The port pack's remedy runs `fuser` (psmisc): without it these tests
+/// would prove nothing, so they fail, saying what to install.
+fn need_fuser() {
+    let found = Command::new("/bin/sh")
         .args(["-c", "command -v fuser"])
         .output()
-        .is_ok_and(|output| output.status.success())
+        .is_ok_and(|output| output.status.success());
+    assert!(
+        found,
+        "fuser is missing: install psmisc (scripts/test-all does)"
+    );
 }
 
 /// A child that holds `listener`'s socket (and nothing else of ours), in its
@@ -172,10 +178,7 @@ fn holder(socket: &impl AsRawFd) -> std::process::Child {
 
 #[test]
 fn the_port_remedy_stops_the_holder() {
-    if !has_fuser() {
-        eprintln!("skipped: no fuser here");
-        return;
-    }
+    need_fuser();
     let plan = plan(&[]);
     let (listener, port) = listen();
     let mut child = holder(&listener);
@@ -193,10 +196,7 @@ fn the_port_remedy_stops_the_holder() {
 
 #[test]
 fn the_port_remedy_spares_zap_and_its_jobs() {
-    if !has_fuser() {
-        eprintln!("skipped: no fuser here");
-        return;
-    }
+    need_fuser();
     let plan = plan(&[]);
     // This test process stands for zap: it holds the port and is the
     // remedy's ancestor.
@@ -240,10 +240,7 @@ fn the_port_remedy_spares_zap_and_its_jobs() {
 
 #[tokio::test]
 async fn the_port_remedy_spares_a_connection_that_only_shares_the_number() {
-    if !has_fuser() {
-        eprintln!("skipped: no fuser here");
-        return;
-    }
+    need_fuser();
     let plan = plan(&[]);
     // zap listens on 127.0.0.1:PORT; a bystander's connection goes out from
     // 127.0.0.2:PORT to some server: the same local port number, but it
@@ -291,9 +288,7 @@ fn without_a_port_the_remedy_takes_zap_port() {
         text(&output.stderr),
         "zap: the message names no port: set ZAP_PORT in the job's env\n"
     );
-    if !has_fuser() {
-        return;
-    }
+    need_fuser();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("address").port().to_string();
     let mut child = holder(&listener);
