@@ -115,10 +115,10 @@ pub fn last_run(instance: &Instance) -> String {
 /// when `phase` is no trouble.
 pub fn trouble(instance: &Instance, phase: &Phase) -> Option<String> {
     match phase {
-        Phase::Done(done @ (Outcome::Failed { .. } | Outcome::Unreachable(_))) => {
-            Some(outcome(done))
-        }
-        Phase::Done(Outcome::DependencyFailed(_)) => Some(outcome_of(instance)?),
+        Phase::Done(
+            done
+            @ (Outcome::Failed { .. } | Outcome::Unreachable(_) | Outcome::DependencyFailed(_)),
+        ) => Some(outcome(done)),
         Phase::Backoff { .. } => {
             let last = instance.last_run.as_ref()?;
             if last.exit.is_success() {

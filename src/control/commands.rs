@@ -30,12 +30,9 @@ pub mod code {
 const DOWN_WAIT: Duration = Duration::from_secs(60);
 const DOWN_POLL: Duration = Duration::from_millis(100);
 
-/// How long a command waits for the running zap's answer by default.
-pub const ANSWER_WITHIN: Duration = Duration::from_secs(10);
-
 /// Where a command prints: its answer to `out`, problems to `err`, coloured
 /// when `colour` (stdout is a terminal); and how long it waits for an
-/// answer before it gives up.
+/// answer before it gives up (`--timeout`, 10 s by default).
 pub struct Console<'a> {
     pub out: &'a mut dyn Write,
     pub err: &'a mut dyn Write,

@@ -186,7 +186,7 @@ macro_rules! run {
                 out: &mut out,
                 err: &mut err,
                 colour: false,
-                answer_within: crate::control::commands::ANSWER_WITHIN,
+                answer_within: std::time::Duration::from_secs(10),
             };
             $body.await
         };
