@@ -195,11 +195,17 @@ fn other_clock_ticks_and_page_sizes_scale_the_figures() {
     assert_eq!((spin.procs, spin.cpu_percent), (3, Some(125.0)));
 }
 
-/// `poll.awk` itself, on real `/proc` files copied from a fleet container:
-/// `polls` snapshots 0.2 s apart.
-fn poll_fixture_proc_times(polls: u32) -> Vec<Snapshot> {
+/// The awks hosts have: Debian's default, GNU, the one true awk (BWK) and
+/// BusyBox's (small images). `scripts/test-all` installs them all; a
+/// missing one fails these tests.
+const AWKS: [&str; 4] = ["mawk", "gawk", "original-awk", "busybox awk"];
+
+/// `poll.awk` itself, run by `awk`, on real `/proc` files copied from a
+/// fleet container: `polls` snapshots 0.2 s apart.
+fn poll_fixture_proc_times(awk: &'static str, polls: u32) -> Vec<Snapshot> {
     let mut script = PollScript::new(NONCE.into(), Duration::from_millis(200));
     script.polls = polls;
+    script.awk = awk;
     script.root = Some(fixtures().join("proc").display().to_string());
     let output = std::process::Command::new("/bin/sh")
         .arg("-c")
@@ -208,31 +214,53 @@ fn poll_fixture_proc_times(polls: u32) -> Vec<Snapshot> {
         .expect("run /bin/sh");
     assert!(
         output.status.success(),
-        "{}",
+        "{awk}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     let taken = snapshots(&String::from_utf8_lossy(&output.stdout));
-    assert_eq!(taken.len(), polls as usize);
+    assert_eq!(taken.len(), polls as usize, "{awk}");
     taken
 }
 
-fn poll_fixture_proc() -> Snapshot {
-    poll_fixture_proc_times(1).remove(0)
+fn poll_fixture_proc(awk: &'static str) -> Snapshot {
+    poll_fixture_proc_times(awk, 1).remove(0)
+}
+
+#[test]
+fn every_awk_reads_the_same_snapshot() {
+    let reference = poll_fixture_proc(AWKS[0]);
+    assert!(!reference.processes.is_empty());
+    for awk in &AWKS[1..] {
+        assert_eq!(
+            poll_fixture_proc(awk),
+            reference,
+            "{awk} against {}",
+            AWKS[0]
+        );
+    }
 }
 
 #[test]
 fn later_polls_skip_kernel_threads_and_reuse_memory_figures_alike() {
     // Kernel threads are not read again for 5 polls, idle processes' statm
     // neither: every snapshot still says the same.
-    let taken = poll_fixture_proc_times(7);
-    for snapshot in &taken[1..] {
-        assert_eq!(snapshot.processes, taken[0].processes);
+    for awk in AWKS {
+        let taken = poll_fixture_proc_times(awk, 7);
+        for snapshot in &taken[1..] {
+            assert_eq!(snapshot.processes, taken[0].processes, "{awk}");
+        }
     }
 }
 
 #[test]
 fn the_poller_takes_the_comm_up_to_the_last_parenthesis() {
-    let snapshot = poll_fixture_proc();
+    for awk in AWKS {
+        comms_are_cut_at_the_last_parenthesis(awk);
+    }
+}
+
+fn comms_are_cut_at_the_last_parenthesis(awk: &'static str) {
+    let snapshot = poll_fixture_proc(awk);
     let comms: Vec<(u32, &str)> = snapshot
         .processes
         .iter()
@@ -249,7 +277,7 @@ fn the_poller_takes_the_comm_up_to_the_last_parenthesis() {
             (3758, "sleep"),
             (3857, "x) R 9 (y"),
         ],
-        "kernel threads (2, 10) and vanished processes (4000 without files, \
+        "{awk}: kernel threads (2, 10) and vanished processes (4000 without files, \
          4001 with empty ones) are left out"
     );
     let tricky = &snapshot.processes[6];
@@ -258,13 +286,19 @@ fn the_poller_takes_the_comm_up_to_the_last_parenthesis() {
 
 #[test]
 fn the_poller_reads_host_figures_and_precise_memory() {
-    let snapshot = poll_fixture_proc();
+    for awk in AWKS {
+        host_figures_and_precise_memory(awk);
+    }
+}
+
+fn host_figures_and_precise_memory(awk: &'static str) {
+    let snapshot = poll_fixture_proc(awk);
     assert_eq!(snapshot.load, Some([1.3, 1.77, 1.9]));
     assert_eq!(snapshot.cores, Some(2));
     assert_eq!(snapshot.mem_total, Some(24_684_084 * 1024));
     assert_eq!(snapshot.mem_available, Some(23_808_336 * 1024));
     assert_eq!(snapshot.now, Some(389_999));
-    assert!(matches!(snapshot.cpu, Some(HostCpu::Times { .. })));
+    assert!(matches!(snapshot.cpu, Some(HostCpu { .. })));
     // statm's resident size (334 pages), not stat's approximate rss (294).
     let odd = snapshot
         .processes
@@ -303,7 +337,7 @@ fn zap_side_cost() {
         for pid in 1000..1500u64 {
             let group = 1000 + (pid - 1000) / 25 * 25;
             text.push_str(&format!(
-                "p {pid} S {group} {group} {group} {} 3 386364 334 worker (odd) name\n",
+                "P {pid} S {group} {group} {group} {} 3 0 0 386364 334 worker (odd) name\n",
                 pid + extra_ticks
             ));
         }

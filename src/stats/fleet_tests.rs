@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::poller::spawn_host_poller;
 use super::tree::job_tree;
-use super::{HostStats, JobStats, attribute, spawn_host_poller};
+use super::{HostStats, JobStats, attribute};
 use crate::config::{self, SourceFile};
 use crate::model::{HostName, InstanceId, JobName, Signal};
 use crate::transport::host::{Transport, transports_for};

@@ -2,8 +2,9 @@
 //!
 //! - `parse`: the snapshot text the host-side poller (`poll.awk`) prints → [`Snapshot`];
 //! - `frame`: cuts that output into snapshots by their nonce-carrying frame lines;
-//! - `poller`: one long-lived channel per SSH host running `poll.awk`, and
-//!   `local`: the same figures for this machine through `sysinfo`;
+//! - `poller`: one long-lived channel per host running `poll.awk`, this
+//!   machine included (through the local transport): one reader and one
+//!   parser, so local jobs get exactly the figures remote ones get;
 //! - `rate`: CPU% as the recent rate between two snapshots → [`HostStats`];
 //! - `tree`: which processes belong to which job instance → [`JobStats`].
 //!
@@ -11,7 +12,6 @@
 //! the shell pids it knows.
 
 pub mod frame;
-pub mod local;
 pub mod parse;
 pub mod poller;
 pub mod rate;
@@ -21,14 +21,15 @@ pub mod tree;
 mod fixture_tests;
 #[cfg(test)]
 mod fleet_tests;
+#[cfg(test)]
+mod local_tests;
 
 use std::time::Instant;
 
 use crate::model::HostName;
 
-pub use local::spawn_local_poller;
 pub use parse::{ParseError, ProcSample, Snapshot, parse_snapshot};
-pub use poller::{spawn_host_poller, spawn_poller};
+pub use poller::spawn_poller;
 pub use tree::attribute;
 
 /// What one poll of one host says, CPU rates included. Sent by a poller

@@ -12,7 +12,6 @@
 //! n CPUS                   how many cpuN lines /proc/stat has
 //! m TOTAL_KB AVAILABLE_KB  /proc/meminfo
 //! P PID STATE PPID PGID SID UTIME STIME CUTIME CSTIME START RSS_PAGES COMM
-//! p PID STATE PPID PGID SID UTIME STIME START RSS_PAGES COMM   (older pollers)
 //!
 //! h ps
 //! d EPOCH                  `date +%s`
@@ -22,8 +21,7 @@
 //!
 //! CUTIME and CSTIME are what the process's reaped children used (fields 16
 //! and 17 of `/proc/PID/stat`): where the CPU time of children too short-lived
-//! for any poll to see goes (see `rate`). An older poller's `p` line lacks
-//! them; it still reads, without that time.
+//! for any poll to see goes (see `rate`).
 //!
 //! COMM is last so it may hold spaces and parentheses. A process line that
 //! cannot be read (the process vanished while the poller read it) is skipped
@@ -38,8 +36,6 @@ pub enum Source {
     Proc,
     /// `ps`: CPU times to 1 s (procps) or 10 ms (BSD), starts to about a second.
     Ps,
-    /// This machine, read with `sysinfo`: CPU times in ms, starts to the second.
-    Local,
 }
 
 impl Source {
@@ -48,19 +44,18 @@ impl Source {
     /// each rounded to the second.
     pub fn start_slack(self, clock_ticks: u64) -> u64 {
         match self {
-            Source::Proc | Source::Local => 0,
+            Source::Proc => 0,
             Source::Ps => 2 * clock_ticks,
         }
     }
 }
 
-/// The host's CPU use as the snapshot tells it.
+/// The host's CPU use as `/proc/stat` tells it: cumulative jiffies since
+/// boot, so a rate needs two.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum HostCpu {
-    /// Cumulative jiffies since boot (`/proc/stat`): a rate needs two.
-    Times { busy: u64, total: u64 },
-    /// Already a rate over the last interval, 0–100 for the whole host.
-    Percent(f64),
+pub struct HostCpu {
+    pub busy: u64,
+    pub total: u64,
 }
 
 /// One process as the poller saw it.
@@ -188,7 +183,7 @@ pub fn parse_snapshot(text: &str) -> Result<Snapshot, ParseError> {
                 snapshot.mem_total = Some(total * 1024);
                 snapshot.mem_available = Some(available * 1024);
             }
-            "P" | "p" => match proc_line(rest, page_size, tag == "P") {
+            "P" => match proc_line(rest, page_size) {
                 Some(sample) => snapshot.processes.push(sample),
                 None => snapshot.skipped += 1,
             },
@@ -247,7 +242,7 @@ fn cpu_times(rest: &str) -> Option<HostCpu> {
     }
     let total: u64 = fields.iter().sum();
     let idle = fields[3] + fields.get(4).copied().unwrap_or(0);
-    Some(HostCpu::Times {
+    Some(HostCpu {
         busy: total - idle,
         total,
     })
@@ -269,12 +264,11 @@ fn fields_then_rest(line: &str, count: usize) -> Option<(Vec<&str>, &str)> {
     Some((fields, rest))
 }
 
-/// `PID STATE PPID PGID SID UTIME STIME [CUTIME CSTIME] START RSS_PAGES
-/// COMM`, one space apart (awk's output separator), the children's times
-/// there when `with_children`. The comm is what stat had inside its
-/// outermost parentheses, spaces and all, even leading ones.
-fn proc_line(rest: &str, page_size: u64, with_children: bool) -> Option<ProcSample> {
-    let mut fields = rest.splitn(if with_children { 12 } else { 10 }, ' ');
+/// `PID STATE PPID PGID SID UTIME STIME CUTIME CSTIME START RSS_PAGES
+/// COMM`, one space apart (awk's output separator). The comm is what stat
+/// had inside its outermost parentheses, spaces and all, even leading ones.
+fn proc_line(rest: &str, page_size: u64) -> Option<ProcSample> {
+    let mut fields = rest.splitn(12, ' ');
     let mut next = || fields.next().filter(|field| !field.is_empty());
     let pid: u32 = next()?.parse().ok().filter(|&pid| pid > 0)?;
     let mut state = next()?.chars();
@@ -286,13 +280,9 @@ fn proc_line(rest: &str, page_size: u64, with_children: bool) -> Option<ProcSamp
     let sid = next()?.parse().ok()?;
     let utime: u64 = next()?.parse().ok()?;
     let stime: u64 = next()?.parse().ok()?;
-    let children_ticks = if with_children {
-        let cutime: u64 = next()?.parse().ok()?;
-        let cstime: u64 = next()?.parse().ok()?;
-        Some(cutime.checked_add(cstime)?)
-    } else {
-        None
-    };
+    let cutime: u64 = next()?.parse().ok()?;
+    let cstime: u64 = next()?.parse().ok()?;
+    let children_ticks = Some(cutime.checked_add(cstime)?);
     let start = next()?.parse().ok()?;
     let rss_pages: u64 = next()?.parse().ok()?;
     let comm = fields.next().unwrap_or("").to_string();
@@ -393,7 +383,7 @@ mod tests {
         // busy = all but idle (800) and iowait (40).
         assert_eq!(
             snapshot.cpu,
-            Some(HostCpu::Times {
+            Some(HostCpu {
                 busy: 160,
                 total: 1000
             })
@@ -402,15 +392,15 @@ mod tests {
 
     #[test]
     fn a_comm_keeps_its_spaces_and_parentheses() {
-        let p = &one("p 42 S 1 42 42 3 4 1000 25 a b) (c").processes[0];
+        let p = &one("P 42 S 1 42 42 3 4 0 0 1000 25 a b) (c").processes[0];
         assert_eq!((p.pid, p.ppid, p.pgid, p.sid), (42, 1, 42, 42));
         assert_eq!((p.cpu_ticks, p.start, p.rss_bytes), (7, 1000, 25 * 4096));
         assert_eq!(p.comm, "a b) (c");
         assert_eq!(
-            one("p 42 S 1 42 42 0 0 1 1  lead").processes[0].comm,
+            one("P 42 S 1 42 42 0 0 0 0 1 1  lead").processes[0].comm,
             " lead"
         );
-        assert_eq!(one("p 42 S 1 42 42 0 0 1 1 ").processes[0].comm, "");
+        assert_eq!(one("P 42 S 1 42 42 0 0 0 0 1 1 ").processes[0].comm, "");
     }
 
     #[test]
@@ -419,10 +409,9 @@ mod tests {
         assert_eq!((p.cpu_ticks, p.children_ticks), (7, Some(300)));
         assert_eq!((p.start, p.rss_bytes), (1000, 25 * 4096));
         assert_eq!(p.comm, "a b) (c");
-        // An older poller's line: no children's time.
-        let p = &one("p 42 S 1 42 42 3 4 1000 25 sh").processes[0];
-        assert_eq!((p.cpu_ticks, p.children_ticks, p.start), (7, None, 1000));
+        // A line without the children's times is not one the poller prints.
         for line in [
+            "P 42 S 1 42 42 3 4 1000 25 sh",
             "P 42 S 1 42 42 3 4 250",
             "P 42 S 1 42 42 3 4 x 50 1000 25 sh",
         ] {
@@ -438,14 +427,14 @@ mod tests {
     #[test]
     fn vanished_and_broken_process_lines_are_skipped_not_fatal() {
         for line in [
-            "p",
-            "p 43",
-            "p 43 S 1 43 43 0 0",
-            "p x S 1 43 43 0 0 1 1 sh",
-            "p 43 SS 1 43 43 0 0 1 1 sh",
-            "p 0 S 1 43 43 0 0 1 1 sh",
+            "P",
+            "P 43",
+            "P 43 S 1 43 43 0 0",
+            "P x S 1 43 43 0 0 0 0 1 1 sh",
+            "P 43 SS 1 43 43 0 0 0 0 1 1 sh",
+            "P 0 S 1 43 43 0 0 0 0 1 1 sh",
         ] {
-            let snapshot = parse_snapshot(&format!("{HEAD}p 1 S 0 1 1 0 0 1 1 init\n{line}\n"))
+            let snapshot = parse_snapshot(&format!("{HEAD}P 1 S 0 1 1 0 0 0 0 1 1 init\n{line}\n"))
                 .expect("the snapshot survives");
             assert_eq!(
                 (snapshot.processes.len(), snapshot.skipped),
@@ -457,7 +446,7 @@ mod tests {
 
     #[test]
     fn zombies_are_processes_without_memory() {
-        let p = &one("p 44 Z 43 43 43 1 0 500 0 defunct thing").processes[0];
+        let p = &one("P 44 Z 43 43 43 1 0 0 0 500 0 defunct thing").processes[0];
         assert_eq!((p.state, p.rss_bytes), ('Z', 0));
     }
 
@@ -472,7 +461,7 @@ mod tests {
     fn a_bad_header_or_host_line_fails_the_snapshot() {
         assert_eq!(parse_snapshot(""), Err(ParseError::NoHeader));
         assert_eq!(
-            parse_snapshot("p 1 S 0 1 1 0 0 1 1 x\n"),
+            parse_snapshot("P 1 S 0 1 1 0 0 0 0 1 1 x\n"),
             Err(ParseError::NoHeader)
         );
         assert!(parse_snapshot("h proc 0 4096\n").is_err());

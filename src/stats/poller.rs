@@ -1,5 +1,5 @@
 //! One stats poller per host: a long-lived channel on the host's existing
-//! connection runs `poll.awk`, which prints a snapshot every interval; this
+//! connection (or a local shell, for this machine) runs `poll.awk`, which prints a snapshot every interval; this
 //! task reads them, adds the rates, and sends [`HostStats`]. When the
 //! channel fails it says so (a [`HostStats`] with `unavailable`) and starts
 //! again with capped backoff.
@@ -16,11 +16,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::HostStats;
 use super::frame::Framer;
 use super::parse::{Snapshot, parse_snapshot};
 use super::rate::measure;
 use super::tree::pids_in_jobs;
-use super::{HostStats, spawn_local_poller};
 use crate::model::{HostName, Signal};
 use crate::transport::host::Transport;
 use crate::transport::script::Nonce;
@@ -66,6 +66,9 @@ pub struct PollScript {
     /// The proc folder (tests point it at fixtures); `/proc` when `None`.
     /// Holds no single quote and no space.
     pub root: Option<String>,
+    /// The awk to run: `awk` (whichever the host has) but in the tests
+    /// that run the script under each awk it must work with.
+    pub awk: &'static str,
 }
 
 impl PollScript {
@@ -77,6 +80,7 @@ impl PollScript {
             polls: 0,
             force_ps: false,
             root: None,
+            awk: "awk",
         }
     }
 
@@ -98,10 +102,11 @@ impl PollScript {
             "LC_ALL=C\nexport LC_ALL\n{mode}\n\
              tck=$(getconf CLK_TCK 2>/dev/null) || tck=\n\
              page=$(getconf PAGESIZE 2>/dev/null) || page=\n\
-             exec awk -v nonce={nonce} -v fed={fed} -v every={every} -v polls={polls} -v mode=\"$mode\" \
+             exec {awk} -v nonce={nonce} -v fed={fed} -v every={every} -v polls={polls} -v mode=\"$mode\" \
              -v tck=\"${{tck:-100}}\" -v page=\"${{page:-4096}}\" -v pid=$$ -v refresh=5 \
              -v root={root} '{POLL_AWK}'\n",
             nonce = self.nonce,
+            awk = self.awk,
             fed = u8::from(self.fed),
             polls = self.polls,
         )
@@ -117,8 +122,8 @@ fn fed_launch_command(len: usize) -> String {
     format!(r#"exec /bin/sh -c 'eval "$(dd bs=1 count={len} 2>/dev/null)"'"#)
 }
 
-/// Polls `host` every `every`: through `sysinfo` for a local transport,
-/// through `poll.awk` on an SSH one. Ends (after stopping the host side)
+/// Polls `host` every `every` with `poll.awk`, through whichever transport
+/// reaches it (this machine's too). Ends (after stopping the host side)
 /// when `tx`'s receiver is dropped.
 ///
 /// The first poll waits one interval. A CPU figure takes two polls, so a
@@ -137,19 +142,13 @@ pub fn spawn_poller(
             () = tokio::time::sleep(every) => {}
             () = tx.closed() => return,
         }
-        let poller = if transport.is_this_machine() {
-            spawn_local_poller(host, every, tx)
-        } else {
-            spawn_host_poller(host, transport, every, tx, shells)
-        };
         // Ends when the poller does, so that whoever awaits this handle
-        // waits for the host side to be stopped, as before.
-        let _ = poller.await;
+        // waits for the host side to be stopped.
+        let _ = spawn_host_poller(host, transport, every, tx, shells).await;
     })
 }
 
-/// Runs `poll.awk` on `host` through `transport` (any transport: tests run
-/// it locally too) and sends a [`HostStats`] per snapshot. Ends (after
+/// Runs `poll.awk` on `host` through `transport` and sends a [`HostStats`] per snapshot. Ends (after
 /// stopping the host side) when `tx`'s receiver is dropped.
 pub fn spawn_host_poller(
     host: HostName,

@@ -211,21 +211,13 @@ fn already_counted(
 
 /// The host's CPU use over the interval, 0–100 for all cores together.
 pub fn host_cpu_percent(before: Option<&Snapshot>, after: &Snapshot) -> Option<f64> {
-    match (before.and_then(|before| before.cpu), after.cpu?) {
-        (_, HostCpu::Percent(percent)) => Some(percent),
-        (
-            Some(HostCpu::Times {
-                busy: busy_before,
-                total: total_before,
-            }),
-            HostCpu::Times { busy, total },
-        ) => {
-            let total = total.checked_sub(total_before).filter(|&total| total > 0)?;
-            let busy = busy.checked_sub(busy_before)?;
-            Some((busy as f64 / total as f64 * 100.0).min(100.0))
-        }
-        _ => None,
-    }
+    let (before, after): (HostCpu, HostCpu) = (before?.cpu?, after.cpu?);
+    let total = after
+        .total
+        .checked_sub(before.total)
+        .filter(|&total| total > 0)?;
+    let busy = after.busy.checked_sub(before.busy)?;
+    Some((busy as f64 / total as f64 * 100.0).min(100.0))
 }
 
 #[cfg(test)]
@@ -514,18 +506,16 @@ mod tests {
     fn host_cpu_is_busy_over_total_jiffies() {
         let mut before = snapshot(100, vec![]);
         let mut after = snapshot(102, vec![]);
-        before.cpu = Some(HostCpu::Times {
+        before.cpu = Some(HostCpu {
             busy: 1000,
             total: 4000,
         });
-        after.cpu = Some(HostCpu::Times {
+        after.cpu = Some(HostCpu {
             busy: 1100,
             total: 4400,
         });
         assert_eq!(host_cpu_percent(Some(&before), &after), Some(25.0));
         assert_eq!(host_cpu_percent(None, &after), None);
-        after.cpu = Some(HostCpu::Percent(12.5));
-        assert_eq!(host_cpu_percent(None, &after), Some(12.5));
     }
 
     #[test]
