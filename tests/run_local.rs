@@ -508,3 +508,125 @@ fn escapes_in_a_jobs_output_are_shown_not_obeyed() {
         ["a^[]0;pwned^Gb^[[2Jc 50%^M100%"]
     );
 }
+
+/// Processes of this machine whose environment holds `NAME=value` exactly.
+fn carrying(variable: &str) -> Vec<u32> {
+    let wanted = variable.as_bytes();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        });
+        if !zombie
+            && environ
+                .split(|&byte| byte == 0)
+                .any(|entry| entry == wanted)
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Waits (bounded) until no process carries `variable`; returns those left.
+fn until_none_carry(variable: &str) -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = carrying(variable);
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_timeout_stops_children_that_escaped_the_group_and_ends_on_time() {
+    let fixture = Fixture::new();
+    let mark = format!("ESCAPE_TEST={}", std::process::id());
+    // Each of these leaves the job's process group and keeps its output
+    // open; the last step would run for ever.
+    local_job(
+        &fixture,
+        "web",
+        &format!(
+            "[jobs.escapes]\nhost = \"local\"\nenv = {{ ESCAPE_TEST = \"{}\" }}\n\
+             stop = {{ timeout = \"2s\" }}\n\
+             steps = [\"setsid sleep 300 &\", \"nohup setsid sleep 301 &\", \"(setsid sleep 302 &)\", \"sleep 1000\"]\n",
+            std::process::id()
+        ),
+    );
+    let report = fixture.path().join("report.json");
+    let started = Instant::now();
+    let out = run(fixture.zap(&[
+        "run",
+        "--timeout",
+        "3s",
+        "--report",
+        report.to_str().expect("utf-8"),
+    ]));
+    let took = started.elapsed();
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    // TERM reaches every child at once: nothing waits for the KILL.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let job = &Output::report(&report)["jobs"][0];
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["failed_step"], 4);
+    assert_eq!(job["steps"][3]["signal"], "TERM");
+    assert!(out.stdout.contains("timed out after 3s"), "{}", out.stdout);
+    assert_eq!(until_none_carry(&mark), Vec::<u32>::new());
+}
+
+#[test]
+fn what_a_finished_job_left_running_is_stopped_unless_its_scope_is_the_group() {
+    let fixture = Fixture::new();
+    let pid = std::process::id();
+    local_job(
+        &fixture,
+        "web",
+        &format!(
+            "[jobs.tidy]\nhost = \"local\"\nenv = {{ LEFT_TEST = \"tidy-{pid}\" }}\n\
+             steps = [\"setsid sleep 300 &\", \"echo done\"]\n\
+             [jobs.daemon]\nhost = \"local\"\nenv = {{ LEFT_TEST = \"daemon-{pid}\" }}\n\
+             stop = {{ scope = \"group\" }}\n\
+             steps = [\"setsid sleep 301 &\", \"echo done\"]\n"
+        ),
+    );
+    let started = Instant::now();
+    let out = run(fixture.zap(&["run"]));
+    let took = started.elapsed();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("2 of 2 job instances ok"),
+        "{}",
+        out.stdout
+    );
+    // The daemon holds the group job's output: the run ends 5 s after its
+    // shell, not when the daemon does.
+    assert!(took < Duration::from_secs(9), "took {took:?}");
+    assert_eq!(
+        until_none_carry(&format!("LEFT_TEST=tidy-{pid}")),
+        Vec::<u32>::new()
+    );
+    let daemon = carrying(&format!("LEFT_TEST=daemon-{pid}"));
+    assert_eq!(
+        daemon.len(),
+        1,
+        "the group job's daemon runs on: {daemon:?}"
+    );
+    for pid in daemon {
+        // SAFETY: kill(2) with plain integers.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+}

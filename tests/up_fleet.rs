@@ -324,3 +324,48 @@ fn cpu_share_on(host: &str, pid: u64, window: Duration) -> f64 {
     let seconds = started.elapsed().as_secs_f64();
     (second - first) / 100.0 / seconds * 100.0
 }
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn children_that_escape_the_group_are_stopped_with_their_job_but_a_group_scope_keeps_its_daemon() {
+    let fixture = Fixture::fleet();
+    let mark = marker();
+    let kept = marker().replace("sleep ", "sleep 1");
+    // Every way out of a process group a job may take, each holding the
+    // job's output open but the nohup one.
+    fixture.write(
+        "jobs/app.toml",
+        &format!(
+            "[jobs.web]\nhosts = [\"n1\", \"n2\"]\nstop = {{ timeout = \"2s\" }}\n\
+             steps = [\"setsid {mark} &\", \"nohup {mark} > /dev/null 2>&1 &\", \"(setsid {mark} &)\", \
+                      \"sh -c 'trap \\\"\\\" TERM; setsid {mark}' &\", \"echo ready; sleep 1000\"]\n\
+             [jobs.keeper]\nhosts = [\"n1\"]\nstop = {{ scope = \"group\", timeout = \"2s\" }}\n\
+             steps = [\"setsid {kept} > /dev/null 2>&1 < /dev/null &\", \"echo up; sleep 1000\"]\n"
+        ),
+    );
+    let zap = Running::start(&fixture, &["up", "--headless"]);
+    zap.wait_for("n1 app.web[5]   | ready", MINUTE);
+    zap.wait_for("n2 app.web[5]   | ready", MINUTE);
+    zap.wait_for("n1 app.keeper[2] | up", MINUTE);
+    for host in ["n1", "n2"] {
+        let running = remote_processes(host, &mark);
+        assert!(running.len() >= 4, "{host}: {running:?}");
+    }
+    let asked = Instant::now();
+    zap.signal(libc::SIGINT);
+    let (code, output) = zap.wait(MINUTE);
+    let took = asked.elapsed();
+    assert_eq!(code, 0, "{output}");
+    // stop.timeout + 5 s at most, whatever the children hold.
+    assert!(took < Duration::from_secs(7), "took {took:?}:\n{output}");
+    assert_eq!(gone_everywhere(&["n1", "n2"], &mark), Vec::<String>::new());
+    let daemon = remote_processes("n1", &kept);
+    let _ = Process::new("docker")
+        .args(["exec", "zaptest-n1", "pkill", "-f", &kept])
+        .status();
+    assert_eq!(
+        daemon.len(),
+        1,
+        "the group-scoped job's daemon stays: {daemon:?}"
+    );
+}

@@ -10,7 +10,7 @@ use regex::Regex;
 use super::fixup::{BUILT_IN_PACKS, read_job_rules};
 use super::hosts::Hosts;
 use super::names::{check_job_name, is_env_name};
-use super::plan::{Backoff, Job, Ready, RestartPolicy, StopSpec, System};
+use super::plan::{Backoff, Job, Ready, RestartPolicy, StopScope, StopSpec, System};
 use super::reader::{Errors, Node, Spot, Table};
 use crate::model::{HostName, JobName, Signal};
 
@@ -46,6 +46,7 @@ const DEFAULT_BACKOFF: Backoff = Backoff {
 const DEFAULT_STOP: StopSpec = StopSpec {
     signal: Signal::Term,
     timeout: Duration::from_secs(10),
+    scope: StopScope::Tree,
 };
 
 /// What a job file may refer to, known before it is read.
@@ -346,7 +347,7 @@ fn read_backoff(node: &Node<'_, '_>, errors: &mut Errors<'_>) -> Option<Backoff>
 
 fn read_stop(node: &Node<'_, '_>, errors: &mut Errors<'_>) -> Option<StopSpec> {
     let table = node.table(errors)?;
-    table.deny_unknown(&["signal", "timeout"], errors);
+    table.deny_unknown(&["signal", "timeout", "scope"], errors);
     let signal = table.read("signal", DEFAULT_STOP.signal, |n| {
         let name = n.str(errors)?;
         let signal = match name.strip_prefix("SIG").unwrap_or(name) {
@@ -362,9 +363,25 @@ fn read_stop(node: &Node<'_, '_>, errors: &mut Errors<'_>) -> Option<StopSpec> {
         signal
     });
     let timeout = table.read("timeout", DEFAULT_STOP.timeout, |n| n.duration(errors));
+    let scope = table.read("scope", DEFAULT_STOP.scope, |n| {
+        let name = n.str(errors)?;
+        let scope = match name {
+            "tree" => Some(StopScope::Tree),
+            "group" => Some(StopScope::Group),
+            _ => None,
+        };
+        if scope.is_none() {
+            errors.at(
+                &n.spot(),
+                format!("unknown stop scope \"{name}\" (expected one of: \"tree\", \"group\")"),
+            );
+        }
+        scope
+    });
     Some(StopSpec {
         signal: signal?,
         timeout: timeout?,
+        scope: scope?,
     })
 }
 

@@ -126,6 +126,20 @@ pub struct Backoff {
 pub struct StopSpec {
     pub signal: Signal,
     pub timeout: Duration,
+    pub scope: StopScope,
+}
+
+/// What stopping a job reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopScope {
+    /// Every process the job started, wherever it went: its process group
+    /// and every process carrying its run's marker in its environment
+    /// (`setsid`, `nohup … &`, daemons that fork away). Also what is left
+    /// when its shell ends by itself.
+    Tree,
+    /// Its process group only: what left it (a daemon the job launches on
+    /// purpose) is left running.
+    Group,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

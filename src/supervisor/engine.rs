@@ -372,6 +372,12 @@ impl Engine<'_> {
                     ));
                 }
                 Effect::Signal { id, pgid, signal } => self.signal(&id, pgid, signal),
+                Effect::SignalMarked {
+                    id,
+                    generation,
+                    signal,
+                    spare,
+                } => self.signal_marked(&id, generation, signal, spare),
                 Effect::Wake {
                     id,
                     generation,
@@ -439,6 +445,20 @@ impl Engine<'_> {
         tokio::spawn(async move {
             // A group that is already gone needs no signal; nothing to report.
             let _ = transport.signal_group(pgid, signal).await;
+        });
+    }
+
+    /// Signals every process run `generation` of `id` started (see
+    /// [`super::leftovers::signal_marked`]): one short command on the host.
+    fn signal_marked(&self, id: &InstanceId, generation: u64, signal: Signal, spare: Option<u32>) {
+        let Some(transport) = self.transports.get(&id.host).cloned() else {
+            return;
+        };
+        let marker = super::leftovers::instance_marker(&self.context.run_id, id, generation);
+        let command = super::leftovers::signal_marked(signal, &marker, None, spare);
+        tokio::spawn(async move {
+            // Nothing marked is left: nothing to report either.
+            let _ = transport.run_capture(&command).await;
         });
     }
 

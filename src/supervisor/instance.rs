@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use futures::future::BoxFuture;
 use tokio::sync::mpsc::{self, OwnedPermit};
 
-use super::leftovers::RUN_ID_VARIABLE;
+use super::leftovers::{INSTANCE_VARIABLE, RUN_ID_VARIABLE, instance_marker};
 use super::state::Event;
 use crate::config::Job;
 use crate::model::{ExitInfo, InstanceId};
@@ -55,10 +55,16 @@ pub async fn run_instance(
     } else {
         script::LAUNCH_COMMAND.to_string()
     };
-    // The run id goes into the shell's own environment, where a later zap
-    // can read it (`/proc/PID/environ`) to recognise its leftovers.
-    let launch =
-        script::launch_command_with(&base, RUN_ID_VARIABLE, &context.run_id).unwrap_or(base);
+    // The run id and this run of the instance go into the shell's own
+    // environment, which everything it starts inherits, through `setsid`
+    // and double forks: a stop finds them there (`/proc/PID/environ`), and
+    // so does a later zap looking for leftovers.
+    let marker = instance_marker(&context.run_id, &id, generation);
+    let variables = [
+        (RUN_ID_VARIABLE, context.run_id.as_str()),
+        (INSTANCE_VARIABLE, marker.as_str()),
+    ];
+    let launch = script::launch_command_with(&base, &variables).unwrap_or(base);
     let decoding = Box::new(Decoding {
         id: id.clone(),
         generation,

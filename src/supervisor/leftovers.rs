@@ -1,13 +1,59 @@
-//! Processes a run of zap left behind (a host that went away under its jobs,
-//! a zap that was killed): how to find them and stop them without touching
-//! anything zap did not start. Every job shell carries `ZAP_RUN=<run id>` in
-//! its environment; a process group is only killed when its leader still
-//! carries the id of the run that started it, so a reused PID is left alone.
+//! How zap finds the processes a job started, and what a run of zap left
+//! behind (a host that went away under its jobs, a zap that was killed),
+//! and stops them without touching anything zap did not start.
+//!
+//! Every job shell carries `ZAP_RUN=<run id>` and `ZAP_INSTANCE=<marker of
+//! this run of this instance>` in its own environment, which every process
+//! it starts inherits (through `setsid`, `nohup` and double forks alike):
+//! `/proc/PID/environ` tells whose a process is. A process group is only
+//! killed when its leader still carries the id of the run that started it,
+//! so a reused PID is left alone.
 
+use std::hash::{Hash, Hasher};
+
+use crate::model::{InstanceId, Signal};
 use crate::transport::escape::quote;
 
 /// The environment variable that marks a job's processes with their run.
 pub const RUN_ID_VARIABLE: &str = "ZAP_RUN";
+
+/// The environment variable that marks every process one run of one job
+/// instance started.
+pub const INSTANCE_VARIABLE: &str = "ZAP_INSTANCE";
+
+/// The marker of run `generation` of `id` in zap run `run_id`: plain
+/// letters, digits and dashes, unique per start.
+pub fn instance_marker(run_id: &str, id: &InstanceId, generation: u64) -> String {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    id.to_string().hash(&mut hasher);
+    format!("{run_id}-{:016x}-{generation}", hasher.finish())
+}
+
+/// A shell command that sends `signal` to every process carrying `marker`
+/// in its environment but `spare` (the job's shell, when it is ending by
+/// itself), and to process group `group` when given (it catches a process
+/// that cleared its environment). Prints how many marked processes it
+/// signalled. Needs `/proc`; without it only the group is reached.
+pub fn signal_marked(
+    signal: Signal,
+    marker: &str,
+    group: Option<u32>,
+    spare: Option<u32>,
+) -> String {
+    let wanted = quote(&format!("{INSTANCE_VARIABLE}={marker}"));
+    let name = signal.name();
+    let group = group.map_or(String::new(), |pgid| {
+        format!("kill -s {name} -- -{pgid} 2>/dev/null; ")
+    });
+    let spare = spare.map_or(0, |pid| pid);
+    format!(
+        "{group}n=0; \
+         for f in $(grep -lzxF -- {wanted} /proc/[0-9]*/environ 2>/dev/null); do \
+           p=${{f#/proc/}}; p=${{p%/environ}}; \
+           if [ \"$p\" != {spare} ] && kill -s {name} \"$p\" 2>/dev/null; then n=$((n+1)); fi; \
+         done; echo \"$n\""
+    )
+}
 
 /// A shell command that kills process group `pgid` (TERM, then KILL after a
 /// second) if its leader belongs to run `run_id`, and prints what it did:

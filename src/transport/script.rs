@@ -36,23 +36,28 @@ use crate::transport::escape::quote;
 /// read the script, the steps' stdin is at end of file.
 pub const LAUNCH_COMMAND: &str = r#"exec /bin/sh -c 'eval "$(cat)"'"#;
 
-/// [`LAUNCH_COMMAND`] with `name=value` in the shell's own environment (not
-/// just exported by the script): `/proc/PID/environ` of the job's shell then
-/// shows it, which is how leftovers of a run are recognised. Names and values
-/// must be plain words (letters, digits, `_`, `-`), so that the command still
-/// holds no quote or backslash for other login shells to misread.
-pub fn launch_command_with(base: &str, name: &str, value: &str) -> Option<String> {
+/// [`LAUNCH_COMMAND`] with each `name=value` in the shell's own environment
+/// (not just exported by the script): `/proc/PID/environ` of the job's shell
+/// and of everything it starts then shows them, which is how a job's
+/// processes and a run's leftovers are recognised. Names and values must be
+/// plain words (letters, digits, `_`, `-`), so that the command still holds
+/// no quote or backslash for other login shells to misread.
+pub fn launch_command_with(base: &str, variables: &[(&str, &str)]) -> Option<String> {
     let plain = |text: &str| {
         !text.is_empty()
             && text
                 .bytes()
                 .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
     };
-    if !plain(name) || !plain(value) {
-        return None;
+    let mut command = String::from("exec env");
+    for (name, value) in variables {
+        if !plain(name) || !plain(value) {
+            return None;
+        }
+        command.push_str(&format!(" {name}={value}"));
     }
     let shell = base.strip_prefix("exec ")?;
-    Some(format!("exec env {name}={value} {shell}"))
+    Some(format!("{command} {shell}"))
 }
 
 /// What marks zap's marker lines; followed by `:<nonce>:`.
@@ -332,10 +337,11 @@ mod tests {
 
     #[test]
     fn launch_command_with_puts_the_variable_in_the_shells_own_environment() {
-        let command = launch_command_with(LAUNCH_COMMAND, "ZAP_RUN", "abc-1").expect("plain words");
+        let command = launch_command_with(LAUNCH_COMMAND, &[("ZAP_RUN", "abc-1"), ("B", "2")])
+            .expect("plain words");
         assert_eq!(
             command,
-            r#"exec env ZAP_RUN=abc-1 /bin/sh -c 'eval "$(cat)"'"#
+            r#"exec env ZAP_RUN=abc-1 B=2 /bin/sh -c 'eval "$(cat)"'"#
         );
         let output = std::process::Command::new("/bin/sh")
             .arg("-c")
@@ -352,8 +358,14 @@ mod tests {
             })
             .expect("run");
         assert_eq!(String::from_utf8_lossy(&output.stdout), "ZAP_RUN=abc-1\n");
-        assert_eq!(launch_command_with(LAUNCH_COMMAND, "ZAP_RUN", "a'b"), None);
-        assert_eq!(launch_command_with(LAUNCH_COMMAND, "ZAP RUN", "ab"), None);
+        assert_eq!(
+            launch_command_with(LAUNCH_COMMAND, &[("ZAP_RUN", "a'b")]),
+            None
+        );
+        assert_eq!(
+            launch_command_with(LAUNCH_COMMAND, &[("ZAP RUN", "ab")]),
+            None
+        );
     }
 
     #[test]

@@ -92,7 +92,7 @@ fn unknown_key_in_an_inline_table() {
         ("jobs/web.toml", 4, 27),
         "jobs.build.stop.grace",
         Some("grace"),
-        "unknown key \"grace\" (expected one of: signal, timeout)",
+        "unknown key \"grace\" (expected one of: signal, timeout, scope)",
     );
 }
 
@@ -638,5 +638,17 @@ fn a_host_with_mistakes_is_not_also_unknown() {
         "hosts.n1.port",
         Some("0"),
         "0 is out of range (1 to 65535)",
+    );
+}
+
+#[test]
+fn an_unknown_stop_scope_names_the_choices() {
+    let text = format!("{ONE_JOB}stop = {{ scope = \"all\" }}\n");
+    let d = only_error(&[("jobs/web.toml", &text)]);
+    assert!(
+        d.message
+            .contains("unknown stop scope \"all\" (expected one of: \"tree\", \"group\")"),
+        "{}",
+        d.message
     );
 }

@@ -200,7 +200,8 @@ fn job_defaults() {
         build.stop,
         StopSpec {
             signal: Signal::Term,
-            timeout: Duration::from_secs(10)
+            timeout: Duration::from_secs(10),
+            scope: StopScope::Tree,
         }
     );
     assert!(build.fixup_packs.is_empty() && build.fixup_rules.is_empty());
@@ -322,7 +323,8 @@ fn the_spec_example_parses_into_the_expected_plan() {
         sync.stop,
         StopSpec {
             signal: Signal::Term,
-            timeout: Duration::from_secs(10)
+            timeout: Duration::from_secs(10),
+            scope: StopScope::Tree,
         }
     );
     assert_eq!(sync.fixup_packs, ["podman", "sshfs"]);

@@ -83,6 +83,14 @@ pub enum Wake {
     /// KILL was sent a while ago and the shell's output is still open (a
     /// child that left the group holds it): the run is over all the same.
     KillGraceOver,
+    /// The shell's last step ended a while ago (`stop.timeout` under
+    /// `scope = "tree"`, after what it left behind was signalled) and the
+    /// output is still open: KILL what it left (tree), or end the run.
+    ShellEnding,
+    /// What the ended shell left was KILLed a while ago and the output is
+    /// still open (a process that cleared its marker holds it): the run is
+    /// over all the same.
+    LeftBehindKilled,
     /// `restart_every` came round.
     ScheduledRestart,
     /// Time to run the `ready` probe again.
@@ -101,6 +109,15 @@ pub enum Effect {
         id: InstanceId,
         pgid: u32,
         signal: Signal,
+    },
+    /// Signal every process that run `generation` of the instance started,
+    /// wherever it went (it carries the run's marker in its environment),
+    /// but `spare`: the job's shell when it ends by itself.
+    SignalMarked {
+        id: InstanceId,
+        generation: u64,
+        signal: Signal,
+        spare: Option<u32>,
     },
     /// Send `Event::Wake(why)` for this generation after `after`.
     Wake {

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use super::change::{Applied, What};
 use super::event::Effect;
 use super::phase::{AfterEnd, Outcome, Phase, StateKind};
-use crate::config::{Job, Plan, Ready};
+use crate::config::{Job, Plan, Ready, StopScope};
 use crate::fixup::{Attempts, Matcher};
-use crate::model::{ExitInfo, InstanceId, JobName, StepIndex};
+use crate::model::{ExitInfo, InstanceId, JobName, Signal, StepIndex};
 use crate::stats::JobStats;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -319,6 +319,27 @@ impl Instance {
             .min(backoff.max)
     }
 
+    /// Sends `signal` to what stopping this job reaches (its `stop.scope`):
+    /// its process group, and under `tree` every process it started.
+    pub(super) fn signal_to_stop(&self, signal: Signal, out: &mut Applied<'_>) {
+        let Some(pgid) = self.pgid else {
+            return;
+        };
+        out.effects.push(Effect::Signal {
+            id: self.id.clone(),
+            pgid,
+            signal,
+        });
+        if self.job.stop.scope == StopScope::Tree {
+            out.effects.push(Effect::SignalMarked {
+                id: self.id.clone(),
+                generation: self.generation,
+                signal,
+                spare: None,
+            });
+        }
+    }
+
     pub(super) fn skip_pending_steps(&mut self) {
         for step in &mut self.steps {
             if matches!(step.status, StepStatus::Pending | StepStatus::Running) {
@@ -331,13 +352,7 @@ impl Instance {
     /// timer; `then` says what happens when the shell is gone.
     pub(super) fn request_stop(&mut self, then: AfterEnd, out: &mut Applied<'_>) {
         self.enter(Phase::Stopping { then }, out);
-        if let Some(pgid) = self.pgid {
-            out.effects.push(Effect::Signal {
-                id: self.id.clone(),
-                pgid,
-                signal: self.job.stop.signal,
-            });
-        }
+        self.signal_to_stop(self.job.stop.signal, out);
         out.effects.push(Effect::Wake {
             id: self.id.clone(),
             generation: self.generation,

@@ -6,16 +6,16 @@ use std::time::Instant;
 
 use super::change::{Applied, What};
 use super::event::{Effect, Mode, Wake};
-use super::instance::{FixupRecord, Instance};
+use super::instance::{FixupRecord, Instance, StepStatus};
 use super::phase::{AfterEnd, Outcome, Phase};
 use super::{BACKOFF_RESET_AFTER, KILL_GRACE, State};
-use crate::config::{Ready, RestartPolicy};
+use crate::config::{Ready, RestartPolicy, StopScope};
 use crate::fixup::{Decision, Remedy};
 use crate::model::{ExitInfo, Signal, Stream};
 
 impl State {
-    /// The shell of instance `position` runs as process group `pgid`.
-    pub(super) fn spawned(&mut self, position: usize, pgid: u32, out: &mut Applied<'_>) {
+    /// The shell of instance `position` runs (its pid and group are known).
+    pub(super) fn spawned(&mut self, position: usize, out: &mut Applied<'_>) {
         let mode = self.mode;
         let instance = &mut self.instances[position];
         match instance.phase() {
@@ -42,11 +42,7 @@ impl State {
             }
             // Asked to stop while its shell was starting: now it has a
             // process group to signal.
-            Phase::Stopping { .. } => out.effects.push(Effect::Signal {
-                id: instance.id.clone(),
-                pgid,
-                signal: instance.job.stop.signal,
-            }),
+            Phase::Stopping { .. } => instance.signal_to_stop(instance.job.stop.signal, out),
             _ => {}
         }
     }
@@ -184,6 +180,59 @@ impl State {
         instance.enter(phase, out);
     }
 
+    /// Instance `position`'s shell ran its last step (or a failing one) and
+    /// is ending by itself. Its output closes once everything holding it is
+    /// gone: under `scope = "tree"` what the job left behind (a `setsid`,
+    /// `nohup … &` or daemon child) is stopped now, TERM then KILL, as a
+    /// stop would; under `"group"` it is left running. Either way the run
+    /// ends in bounded time even if something zap cannot see holds the
+    /// output.
+    pub(super) fn shell_ending(&mut self, position: usize, out: &mut Applied<'_>) {
+        let instance = &self.instances[position];
+        if *instance.phase() != Phase::Running {
+            return;
+        }
+        let after = match instance.job.stop.scope {
+            StopScope::Tree => {
+                out.effects.push(Effect::SignalMarked {
+                    id: instance.id.clone(),
+                    generation: instance.generation,
+                    signal: instance.job.stop.signal,
+                    spare: instance.pid,
+                });
+                instance.job.stop.timeout
+            }
+            StopScope::Group => KILL_GRACE,
+        };
+        out.effects.push(Effect::Wake {
+            id: instance.id.clone(),
+            generation: instance.generation,
+            after,
+            why: Wake::ShellEnding,
+        });
+    }
+
+    /// Ends a run whose shell ended by itself while its output stays open:
+    /// the steps' own codes say how it went.
+    fn end_held_open_run(&mut self, position: usize, now: Instant, out: &mut Applied<'_>) {
+        let instance = &mut self.instances[position];
+        let exit = instance
+            .steps
+            .iter()
+            .find_map(|step| match &step.status {
+                StepStatus::Failed(exit) => Some(exit.clone()),
+                _ => None,
+            })
+            .unwrap_or(ExitInfo::Code(0));
+        // The run ended with its last step, not when zap stopped waiting.
+        let ended = instance.steps.iter().filter_map(|step| step.ended).max();
+        let outcome = instance.close_run(ended.unwrap_or(now), exit);
+        if let (Some(pid), Some(pgid)) = (instance.pid, instance.pgid) {
+            out.change(position, What::ShellGone { pid, pgid });
+        }
+        self.after_run(position, outcome, None, now, out);
+    }
+
     pub(super) fn wake(&mut self, position: usize, why: Wake, now: Instant, out: &mut Applied<'_>) {
         let keep_pgids = match why {
             Wake::RemedyDue => self.live_groups_on(position),
@@ -198,13 +247,7 @@ impl State {
             }
             Wake::StopGraceOver => {
                 if let Phase::Stopping { .. } = instance.phase() {
-                    if let Some(pgid) = instance.pgid {
-                        out.effects.push(Effect::Signal {
-                            id: instance.id.clone(),
-                            pgid,
-                            signal: Signal::Kill,
-                        });
-                    }
+                    instance.signal_to_stop(Signal::Kill, out);
                     out.effects.push(Effect::Wake {
                         id: instance.id.clone(),
                         generation: instance.generation,
@@ -225,6 +268,27 @@ impl State {
                     self.after_run(position, outcome, None, now, out);
                 }
             }
+            Wake::ShellEnding if *instance.phase() == Phase::Running => {
+                if instance.job.stop.scope == StopScope::Group {
+                    return self.end_held_open_run(position, now, out);
+                }
+                out.effects.push(Effect::SignalMarked {
+                    id: instance.id.clone(),
+                    generation: instance.generation,
+                    signal: Signal::Kill,
+                    spare: instance.pid,
+                });
+                out.effects.push(Effect::Wake {
+                    id: instance.id.clone(),
+                    generation: instance.generation,
+                    after: KILL_GRACE,
+                    why: Wake::LeftBehindKilled,
+                });
+            }
+            Wake::LeftBehindKilled if *instance.phase() == Phase::Running => {
+                self.end_held_open_run(position, now, out);
+            }
+            Wake::ShellEnding | Wake::LeftBehindKilled => {}
             Wake::ScheduledRestart => {
                 if *instance.phase() == Phase::Running {
                     let reason = "scheduled restart (restart_every)".to_string();

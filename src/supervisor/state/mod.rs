@@ -212,13 +212,7 @@ impl State {
         }
         let mut out = Applied::default();
         for instance in self.instances.iter().filter(|one| one.is_live()) {
-            if let Some(pgid) = instance.pgid {
-                out.effects.push(Effect::Signal {
-                    id: instance.id.clone(),
-                    pgid,
-                    signal: crate::model::Signal::Kill,
-                });
-            }
+            instance.signal_to_stop(crate::model::Signal::Kill, &mut out);
         }
         (Interrupt::KillsNow, out)
     }
@@ -415,7 +409,7 @@ impl State {
                         restart: instance.restarts,
                     },
                 );
-                self.spawned(position, pgid, out);
+                self.spawned(position, out);
             }
             JobEvent::StepStarted { step } => {
                 if let Some(found) = instance.step_mut(*step) {
@@ -443,6 +437,10 @@ impl State {
                         took,
                     },
                 );
+                let last = usize::try_from(step.0).map_or(true, |n| n >= instance.steps.len());
+                if *code != 0 || last {
+                    self.shell_ending(position, out);
+                }
             }
             JobEvent::Line {
                 text,

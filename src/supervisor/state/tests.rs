@@ -635,6 +635,12 @@ fn a_stop_that_is_ignored_ends_in_kill_after_the_grace() {
                 pgid: 8,
                 signal: Signal::Kill
             },
+            Effect::SignalMarked {
+                id: a.clone(),
+                generation: 1,
+                signal: Signal::Kill,
+                spare: None
+            },
             Effect::Wake {
                 id: a.clone(),
                 generation: 1,
@@ -1180,10 +1186,22 @@ fn a_second_interrupt_kills_every_live_group_at_once() {
                 pgid: 5,
                 signal: Signal::Kill
             },
+            Effect::SignalMarked {
+                id: id("db"),
+                generation: 1,
+                signal: Signal::Kill,
+                spare: None
+            },
             Effect::Signal {
                 id: id("app"),
                 pgid: 6,
                 signal: Signal::Kill
+            },
+            Effect::SignalMarked {
+                id: id("app"),
+                generation: 1,
+                signal: Signal::Kill,
+                spare: None
             }
         ]
     );
@@ -1218,4 +1236,158 @@ fn a_failed_reconnect_keeps_why_the_job_was_lost_and_says_the_latest_answer() {
             generation: 2
         }]
     );
+}
+
+/// Instance "a" spawned as pid 8 and its only step exited with `code`,
+/// and the effects of that exit.
+fn last_step_exits(jobs: &str, code: i32) -> (State, InstanceId, Instant, Vec<Effect>) {
+    let (_, mut state) = up(jobs);
+    state.begin();
+    let (a, now) = (id("a"), Instant::now());
+    state.feed(&a, 1, job(JobEvent::Spawned { pid: 8, pgid: 8 }), now);
+    state.feed(&a, 1, job(JobEvent::StepStarted { step: step(1) }), now);
+    let exited = job(JobEvent::StepExited {
+        step: step(1),
+        code,
+    });
+    let effects = state.feed(&a, 1, exited, now);
+    (state, a, now, effects)
+}
+
+fn marked(effects: &[Effect]) -> Vec<(Signal, Option<u32>)> {
+    effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::SignalMarked { signal, spare, .. } => Some((*signal, *spare)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_stop_reaches_every_marked_process_unless_the_scope_is_the_group() {
+    let stop = || Event::Stop {
+        reason: "zap stop".into(),
+        counts_as_failure: false,
+    };
+    let (_, mut tree) = up("[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\n");
+    tree.begin();
+    let (a, now) = (id("a"), Instant::now());
+    tree.feed(&a, 1, job(JobEvent::Spawned { pid: 8, pgid: 8 }), now);
+    let effects = tree.feed(&a, 1, stop(), now);
+    assert_eq!(marked(&effects), [(Signal::Term, None)]);
+    let (_, mut group) =
+        up("[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\nstop = { scope = \"group\" }\n");
+    group.begin();
+    group.feed(&a, 1, job(JobEvent::Spawned { pid: 8, pgid: 8 }), now);
+    let effects = group.feed(&a, 1, stop(), now);
+    assert!(marked(&effects).is_empty(), "{effects:?}");
+    assert!(effects.contains(&Effect::Signal {
+        id: a.clone(),
+        pgid: 8,
+        signal: Signal::Term
+    }));
+}
+
+#[test]
+fn what_an_ended_shell_left_behind_gets_term_then_kill_and_the_run_ends_regardless() {
+    let jobs = "[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\nstop = { timeout = \"3s\" }\n";
+    let (mut state, a, now, effects) = last_step_exits(jobs, 0);
+    // The shell itself is spared: it is ending, and its exit code is told.
+    assert_eq!(marked(&effects), [(Signal::Term, Some(8))]);
+    assert_eq!(
+        wakes(&effects),
+        [(Duration::from_secs(3), Wake::ShellEnding)]
+    );
+    // The output is still open after the stop timeout: KILL, then a grace.
+    let later = now + Duration::from_secs(3);
+    let effects = wake_now(&mut state, "a", Wake::ShellEnding, later);
+    assert_eq!(marked(&effects), [(Signal::Kill, Some(8))]);
+    assert_eq!(wakes(&effects), [(KILL_GRACE, Wake::LeftBehindKilled)]);
+    let applied = state.apply(
+        &a,
+        1,
+        &Event::Wake(Wake::LeftBehindKilled),
+        later + KILL_GRACE,
+    );
+    assert!(
+        applied
+            .changes
+            .iter()
+            .any(|change| change.what == What::ShellGone { pid: 8, pgid: 8 })
+    );
+    let instance = state.instance(&a).expect("a");
+    assert_eq!(instance.phase(), &Phase::Done(Outcome::Ok));
+    // The run took as long as its steps, not as long as zap waited.
+    assert_eq!(instance.ended, Some(now));
+}
+
+#[test]
+fn a_failing_last_step_held_open_still_fails_with_its_code() {
+    let jobs = "[jobs.a]\nhost = \"local\"\nsteps = [\"x\", \"y\"]\n";
+    let (mut state, a, now, effects) = last_step_exits(jobs, 3);
+    assert_eq!(marked(&effects), [(Signal::Term, Some(8))]);
+    wake_now(
+        &mut state,
+        "a",
+        Wake::ShellEnding,
+        now + Duration::from_secs(10),
+    );
+    wake_now(
+        &mut state,
+        "a",
+        Wake::LeftBehindKilled,
+        now + Duration::from_secs(15),
+    );
+    let instance = state.instance(&a).expect("a");
+    assert!(
+        matches!(
+            instance
+                .last_run
+                .as_ref()
+                .map(|last| (&last.step, &last.exit)),
+            Some((Some(StepIndex(1)), ExitInfo::Code(3)))
+        ),
+        "{:?}",
+        instance.last_run
+    );
+}
+
+#[test]
+fn under_scope_group_an_ended_shell_leaves_its_daemon_and_the_run_ends_after_a_grace() {
+    let jobs = "[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\nstop = { scope = \"group\" }\n";
+    let (mut state, a, now, effects) = last_step_exits(jobs, 0);
+    assert!(marked(&effects).is_empty(), "{effects:?}");
+    assert_eq!(wakes(&effects), [(KILL_GRACE, Wake::ShellEnding)]);
+    let effects = wake_now(&mut state, "a", Wake::ShellEnding, now + KILL_GRACE);
+    assert!(marked(&effects).is_empty(), "{effects:?}");
+    assert_eq!(
+        state.instance(&a).map(|i| i.phase()),
+        Some(&Phase::Done(Outcome::Ok))
+    );
+}
+
+#[test]
+fn a_shell_whose_output_closes_in_time_ends_as_usual_and_the_late_timer_does_nothing() {
+    let jobs = "[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\n";
+    let (mut state, a, now, _) = last_step_exits(jobs, 0);
+    state.feed(
+        &a,
+        1,
+        job(JobEvent::Ended {
+            exit: ExitInfo::Code(0),
+        }),
+        now,
+    );
+    assert_eq!(
+        state.instance(&a).map(|i| i.phase()),
+        Some(&Phase::Done(Outcome::Ok))
+    );
+    let late = wake_now(
+        &mut state,
+        "a",
+        Wake::ShellEnding,
+        now + Duration::from_secs(10),
+    );
+    assert!(late.is_empty(), "{late:?}");
 }
