@@ -6,6 +6,7 @@ use std::fmt::Write;
 use std::time::{Duration, Instant};
 
 use crate::model::{ExitInfo, StepIndex, Stream};
+use crate::supervisor::cleanup::{Cleared, LeftoverEnd};
 use crate::supervisor::{Change, Instance, Mode, Outcome, Phase, State, What};
 use crate::transport::decode::LineCut;
 
@@ -283,6 +284,43 @@ fn phase_line(instance: &Instance, from: &Phase, to: &Phase, now: Instant) -> Op
         )),
         _ => phase_info(instance, to, now),
     }
+}
+
+/// What became of one of an earlier zap's leftovers, or `None` when there
+/// is nothing to say (it was gone, and left nothing behind).
+pub fn leftover(cleared: &Cleared) -> Option<String> {
+    let leftover = &cleared.leftover;
+    let what = format!(
+        "{} (process group {} on {}, run {})",
+        leftover.instance, leftover.pgid, leftover.host, leftover.run
+    );
+    let outside = |marked: u32| match marked {
+        0 => String::new(),
+        1 => " and 1 process it started outside its group".to_string(),
+        n => format!(" and {n} processes it started outside its group"),
+    };
+    Some(match &cleared.end {
+        LeftoverEnd::Stopped { marked } => {
+            format!(
+                "stopped {what}{}, left running by an earlier zap",
+                outside(*marked)
+            )
+        }
+        LeftoverEnd::Gone { marked: 0 } => return None,
+        LeftoverEnd::Gone { marked } => format!(
+            "stopped{} of {what}, left running by an earlier zap",
+            outside(*marked).trim_start_matches(" and")
+        ),
+        LeftoverEnd::NotOurs => {
+            format!("not stopping {what}: that process group now belongs to something else")
+        }
+        LeftoverEnd::HostRemoved => {
+            format!("left running by an earlier zap: {what}; its host is no longer in hosts.toml")
+        }
+        LeftoverEnd::NotYet(why) => {
+            format!("cannot stop {what} yet: {why}; its host's jobs wait until it can")
+        }
+    })
 }
 
 #[cfg(test)]

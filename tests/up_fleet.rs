@@ -344,9 +344,10 @@ fn children_that_escape_the_group_are_stopped_with_their_job_but_a_group_scope_k
         ),
     );
     let zap = Running::start(&fixture, &["up", "--headless"]);
-    zap.wait_for("n1 app.web[5]   | ready", MINUTE);
-    zap.wait_for("n2 app.web[5]   | ready", MINUTE);
-    zap.wait_for("n1 app.keeper[2] | up", MINUTE);
+    // Each step but the last only forks: by the last, all four run.
+    zap.wait_for("n1 app.web[5]     ~ step 5/5", MINUTE);
+    zap.wait_for("n2 app.web[5]     ~ step 5/5", MINUTE);
+    zap.wait_for("n1 app.keeper[2]  ~ step 2/2", MINUTE);
     for host in ["n1", "n2"] {
         let running = remote_processes(host, &mark);
         assert!(running.len() >= 4, "{host}: {running:?}");

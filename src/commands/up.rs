@@ -1,9 +1,8 @@
 //! `zap up`: supervise the chosen jobs until Ctrl+C, SIGTERM or `zap down`,
 //! with the control socket, the logs and the record of what runs.
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 
@@ -16,15 +15,11 @@ use crate::logbook::LogBook;
 use crate::logs::{LogWriter, logs_dir};
 use crate::model::{HostName, InstanceId, StepIndex};
 use crate::supervisor::engine::{self, Observer, Observers, Options, Request, request_for_action};
-use crate::supervisor::ledger::{Ledger, Leftover};
-use crate::supervisor::leftovers::kill_if_ours;
+use crate::supervisor::ledger::Ledger;
 use crate::supervisor::run::new_run_id;
 use crate::supervisor::state::{Mode, State};
-use crate::transport::host::{Transport, transports_for};
+use crate::transport::host::transports_for;
 use crate::{status, targets};
-
-/// How long cleaning up one leftover may take before it is carried over.
-const LEFTOVER_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Runs `zap up` for `selected` in config folder `dir`; returns the exit code.
 /// With `ui`, the terminal UI shows the run (`observer` is then its own).
@@ -61,9 +56,10 @@ pub async fn up(
             return super::exit::USAGE;
         }
     };
-    let carried = clean_up(&leftovers, &transports, observer).await;
     let run_id = new_run_id();
-    let mut ledger = match Ledger::create(&ledger_path, &run_id, &carried) {
+    // Until the supervisor has stopped them (host by host, before that
+    // host's jobs start), the leftovers stay in the ledger.
+    let mut ledger = match Ledger::create(&ledger_path, &run_id, &leftovers) {
         Ok(ledger) => ledger,
         Err(error) => {
             eprintln!("zap: cannot write {}: {error}", ledger_path.display());
@@ -100,6 +96,7 @@ pub async fn up(
     let options = Options {
         timeout: None,
         run_id,
+        leftovers,
     };
     let mut observers = Observers(vec![observer, &mut ledger, &mut logbook]);
     engine::supervise(
@@ -130,68 +127,6 @@ pub async fn up(
         eprintln!("zap: cannot remove {}: {error}", ledger_path.display());
     }
     code
-}
-
-/// Stops what an earlier zap left running (it was killed before it could),
-/// all at once (a host that does not answer costs one timeout, not one per
-/// leftover), saying so in the ledger's order; returns the leftovers that
-/// could not be dealt with now.
-async fn clean_up(
-    leftovers: &[Leftover],
-    transports: &BTreeMap<HostName, Transport>,
-    observer: &mut dyn Observer,
-) -> Vec<Leftover> {
-    let outcomes = futures::future::join_all(
-        leftovers
-            .iter()
-            .map(|leftover| stop_leftover(leftover, transports.get(&leftover.host))),
-    )
-    .await;
-    let mut carried = Vec::new();
-    for (leftover, (note, carry)) in leftovers.iter().zip(outcomes) {
-        if let Some(note) = note {
-            observer.note(&note);
-        }
-        if carry {
-            carried.push(leftover.clone());
-        }
-    }
-    carried
-}
-
-/// Stops one leftover: what to say about it, and whether it must be tried
-/// again later.
-async fn stop_leftover(
-    leftover: &Leftover,
-    transport: Option<&Transport>,
-) -> (Option<String>, bool) {
-    let what = format!(
-        "{} (process group {} on {}, run {})",
-        leftover.instance, leftover.pgid, leftover.host, leftover.run
-    );
-    let Some(transport) = transport else {
-        let note =
-            format!("left running by an earlier zap: {what}; its host is no longer in hosts.toml");
-        return (Some(note), false);
-    };
-    let command = kill_if_ours(leftover.pgid, &leftover.run);
-    match tokio::time::timeout(LEFTOVER_TIMEOUT, transport.run_capture(&command)).await {
-        Ok(Ok((_, out, _))) => match String::from_utf8_lossy(&out).trim() {
-            "killed" => (
-                Some(format!("stopped {what}, left running by an earlier zap")),
-                false,
-            ),
-            "gone" => (None, false),
-            _ => (
-                Some(format!(
-                    "not stopping {what}: that process group now belongs to something else"
-                )),
-                false,
-            ),
-        },
-        Ok(Err(error)) => (Some(format!("cannot stop {what} yet: {error}")), true),
-        Err(_) => (Some(format!("cannot stop {what} yet: no answer")), true),
-    }
 }
 
 /// Turns the control socket's requests into the supervisor's, answering

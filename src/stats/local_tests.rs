@@ -11,7 +11,8 @@ use crate::model::HostName;
 use crate::transport::host::Transport;
 
 /// Polls this machine every 300 ms until `found` picks a figure out of a
-/// snapshot, or 20 snapshots have gone by.
+/// snapshot, or 20 snapshots have gone by. This test process stands for a
+/// job's shell: what settled outside every job is no longer read.
 async fn poll_here_until<T>(mut found: impl FnMut(&HostStats) -> Option<T>) -> Option<T> {
     let (tx, mut rx) = mpsc::channel(4);
     let poller = spawn_host_poller(
@@ -19,7 +20,7 @@ async fn poll_here_until<T>(mut found: impl FnMut(&HostStats) -> Option<T>) -> O
         Transport::local(),
         Duration::from_millis(300),
         tx,
-        watch::channel(Vec::new()).1,
+        watch::channel(vec![std::process::id()]).1,
     );
     let mut seen = None;
     for _ in 0..20 {

@@ -10,17 +10,21 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use super::cleanup::{Cleared, LeftoverEnd, Pending, clear_on_host};
 use super::instance::{Addressed, RunContext, run_instance};
+use super::ledger::Leftover;
+use super::leftovers::{instance_marker, stop_leftover_command};
 use super::remedy::run_remedy;
 use super::signals::StopSignals;
 use super::state::{Applied, Change, Effect, Event, Interrupt, Mode, Outcome, Phase, State};
 use crate::action::Action;
-use crate::config::{Plan, RemedyPlace};
+use crate::config::{Plan, RemedyPlace, StopScope};
 use crate::fixup::Guard;
 use crate::model::{HostName, InstanceId, Signal};
 use crate::stats::{HostStats, spawn_poller};
 use crate::transport::TransportError;
 use crate::transport::host::Transport;
+use crate::words;
 
 /// How many batches of events (each up to `BATCH_EVENTS`) may wait for the
 /// supervisor. A job that floods output is slowed down at its own channel
@@ -49,6 +53,8 @@ pub trait Observer {
     fn polled(&mut self, _state: &State) {}
     /// A line of zap's own about the whole run (not one job).
     fn note(&mut self, _text: &str) {}
+    /// A process group an earlier zap left was stopped (or found gone).
+    fn leftover_settled(&mut self, _leftover: &super::ledger::Leftover) {}
     /// Called when no event is waiting: a good moment to flush output.
     fn idle(&mut self) {}
 }
@@ -72,6 +78,12 @@ impl Observer for Observers<'_> {
     fn note(&mut self, text: &str) {
         for observer in &mut self.0 {
             observer.note(text);
+        }
+    }
+
+    fn leftover_settled(&mut self, leftover: &super::ledger::Leftover) {
+        for observer in &mut self.0 {
+            observer.leftover_settled(leftover);
         }
     }
 
@@ -144,6 +156,9 @@ pub struct Options {
     /// Marks every job's environment (`ZAP_RUN`) so leftovers of this run
     /// can be told from processes zap did not start.
     pub run_id: String,
+    /// What an earlier zap left running: stopped per host before that
+    /// host's jobs start (see [`super::cleanup`]).
+    pub leftovers: Vec<Leftover>,
 }
 
 /// Supervises `state` until it is all done (`zap run`) or shut down
@@ -167,7 +182,14 @@ pub async fn supervise(
             run_id: options.run_id.clone(),
         },
         reconnecting: BTreeSet::new(),
+        pending: Pending::default(),
     };
+    let (pending, settled) = Pending::new(options.leftovers, |host| transports.contains_key(host));
+    engine.pending = pending;
+    tell_cleared(observer, &settled);
+    for host in engine.pending.hosts() {
+        engine.clear_leftovers(&host);
+    }
     let begun = state.begin();
     observer.changes(&state, &begun.changes);
     engine.carry_out(begun.effects);
@@ -192,6 +214,9 @@ pub async fn supervise(
                 Reconnect::Answers => engine.host_answers(&host, &state),
                 Reconnect::Refused(error) => {
                     engine.host_refuses(&mut state, observer, &host, &error);
+                }
+                Reconnect::Cleared(results) => {
+                    engine.leftovers_cleared(&mut state, observer, &host, &results);
                 }
             },
             Some((id, generation, batch)) = events.recv() => {
@@ -312,6 +337,9 @@ struct Engine<'a> {
     answers_tx: mpsc::Sender<(HostName, Reconnect)>,
     /// Hosts a reconnect loop is running for.
     reconnecting: BTreeSet<HostName>,
+    /// An earlier zap's leftovers not stopped yet, and the starts waiting
+    /// for them.
+    pending: Pending,
 }
 
 impl Engine<'_> {
@@ -353,10 +381,13 @@ impl Engine<'_> {
         }
     }
 
-    fn carry_out(&self, effects: Vec<Effect>) {
+    fn carry_out(&mut self, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
                 Effect::Start { id, generation } => {
+                    if self.pending.hold(&id, generation) {
+                        continue;
+                    }
                     let (Some(job), Some(transport)) =
                         (self.plan.job(&id.job), self.transports.get(&id.host))
                     else {
@@ -462,6 +493,59 @@ impl Engine<'_> {
         });
     }
 
+    /// Stops the leftovers pending on `host`, all at once; its jobs' starts
+    /// wait until then (see [`Engine::leftovers_cleared`]).
+    fn clear_leftovers(&mut self, host: &HostName) {
+        let (Some(leftovers), Some(transport)) = (
+            self.pending.begin_clearing(host),
+            self.transports.get(host).cloned(),
+        ) else {
+            return;
+        };
+        let answers = self.answers_tx.clone();
+        let host = host.clone();
+        tokio::spawn(async move {
+            let cleared = clear_on_host(transport, leftovers).await;
+            let _ = answers.send((host, Reconnect::Cleared(cleared))).await;
+        });
+    }
+
+    /// `host`'s leftovers were dealt with: its held starts go ahead. If the
+    /// host did not answer, they wait as unreachable, and the reconnect
+    /// loop clears the leftovers first when it answers.
+    fn leftovers_cleared(
+        &mut self,
+        state: &mut State,
+        observer: &mut dyn Observer,
+        host: &HostName,
+        results: &[Cleared],
+    ) {
+        tell_cleared(observer, results);
+        let (held, clear) = self.pending.cleared(host, results);
+        if clear {
+            let starts = held
+                .into_iter()
+                .map(|(id, generation)| Effect::Start { id, generation });
+            self.carry_out(starts.collect());
+            return;
+        }
+        let why = results
+            .iter()
+            .find_map(|cleared| match &cleared.end {
+                LeftoverEnd::NotYet(why) => Some(why.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let event = Event::Unreachable(format!(
+            "cannot stop what an earlier zap left on {host} yet: {why}"
+        ));
+        let mut out = Applied::default();
+        for (id, generation) in held {
+            self.apply(state, &id, generation, &event, &mut out);
+        }
+        observer.changes(state, &out.changes);
+    }
+
     /// Tries to reach `host` again, with capped backoff, until it answers;
     /// then tells the loop (see [`Engine::host_answers`]).
     fn reconnect(&mut self, host: &HostName) {
@@ -540,29 +624,42 @@ impl Engine<'_> {
         let Some(transport) = self.transports.get(host).cloned() else {
             return;
         };
-        let on_host: Vec<(InstanceId, u64, Option<u32>)> = state
-            .instances()
-            .iter()
-            .filter(|instance| &instance.id.host == host)
-            .map(|instance| {
-                // Lost, or lost and then refused (see `host_refuses`).
-                let left_behind = match instance.phase() {
-                    Phase::Lost { .. } | Phase::Done(Outcome::Unreachable(_)) => instance.pgid,
-                    _ => None,
-                };
-                (instance.id.clone(), instance.generation, left_behind)
-            })
-            .collect();
+        let run_id = &self.context.run_id;
+        let mut stops = Vec::new();
+        let mut on_host = Vec::new();
+        for instance in state.instances() {
+            if &instance.id.host != host {
+                continue;
+            }
+            // Lost, or lost and then refused (see `host_refuses`).
+            let left_behind = matches!(
+                instance.phase(),
+                Phase::Lost { .. } | Phase::Done(Outcome::Unreachable(_))
+            );
+            if let (true, Some(pgid)) = (left_behind, instance.pgid) {
+                let marker = (instance.job().stop.scope == StopScope::Tree)
+                    .then(|| instance_marker(run_id, &instance.id, instance.generation));
+                stops.push(stop_leftover_command(pgid, run_id, marker.as_deref()));
+            }
+            on_host.push((instance.id.clone(), instance.generation));
+        }
+        // An earlier zap's leftovers there go first too.
+        let leftovers = self.pending.begin_clearing(host).unwrap_or_default();
         let events = self.events_tx.clone();
-        let run_id = self.context.run_id.clone();
+        let answers = self.answers_tx.clone();
+        let host = host.clone();
         tokio::spawn(async move {
-            let stops = on_host.iter().filter_map(|(_, _, pgid)| *pgid).map(|pgid| {
-                let command = super::leftovers::kill_if_ours(pgid, &run_id);
+            let stops = stops.into_iter().map(|command| {
                 let transport = transport.clone();
                 async move { transport.run_capture(&command).await }
             });
-            futures::future::join_all(stops).await;
-            for (id, generation, _) in on_host {
+            let (_, cleared) = futures::future::join(
+                futures::future::join_all(stops),
+                clear_on_host(transport.clone(), leftovers),
+            )
+            .await;
+            let _ = answers.send((host, Reconnect::Cleared(cleared))).await;
+            for (id, generation) in on_host {
                 let _ = events.send((id, generation, vec![Event::HostBack])).await;
             }
         });
@@ -573,6 +670,21 @@ impl Engine<'_> {
 enum Reconnect {
     Answers,
     Refused(TransportError),
+    /// An earlier zap's leftovers there were dealt with (or not reached).
+    Cleared(Vec<Cleared>),
+}
+
+/// Says how each of an earlier zap's leftovers ended; the ledger forgets
+/// those settled.
+fn tell_cleared(observer: &mut dyn Observer, results: &[Cleared]) {
+    for cleared in results {
+        if let Some(note) = words::leftover(cleared) {
+            observer.note(&note);
+        }
+        if cleared.is_settled() {
+            observer.leftover_settled(&cleared.leftover);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -58,6 +58,8 @@ struct ScriptedHost {
     failing_connects: Mutex<u32>,
     /// Refusals the next connection attempts meet, in order, first.
     refusals: Mutex<Vec<TransportError>>,
+    /// Short commands that fail (the host does not answer) before one runs.
+    failing_captures: Mutex<u32>,
     /// The output of each running shell by process group, and how it ends.
     running: Mutex<HashMap<u32, (mpsc::Sender<Chunk>, Then)>>,
 }
@@ -156,6 +158,14 @@ impl Link for ScriptedHost {
 
     fn run_capture(&self, command: String) -> BoxFuture<'_, Captured> {
         self.record(Call::Capture(command));
+        let mut failing = self.failing_captures.lock().expect("failing");
+        if *failing > 0 {
+            *failing -= 1;
+            return Box::pin(std::future::ready(Err(TransportError::ConnectTimeout {
+                address: "n1:22".into(),
+                seconds: 10,
+            })));
+        }
         Box::pin(std::future::ready(Ok((
             ExitInfo::Code(0),
             b"killed\n".to_vec(),
@@ -222,6 +232,7 @@ fn options(timeout: Option<Duration>) -> Options {
     Options {
         timeout,
         run_id: "run1".into(),
+        leftovers: Vec::new(),
     }
 }
 
@@ -445,4 +456,97 @@ async fn a_host_whose_key_changed_makes_its_lost_jobs_unreachable_until_it_is_me
         "what the lost run left is stopped before it runs again: {calls:#?}"
     );
     assert_eq!(state.instances()[0].restarts, 1);
+}
+
+/// A job of an earlier zap, killed, left on n1 as group 77.
+fn leftover_on_n1() -> Leftover {
+    Leftover {
+        run: "old".into(),
+        instance: "web.a@n1".into(),
+        host: HostName("n1".into()),
+        pid: 77,
+        pgid: 77,
+        marker: Some("old-1-1".into()),
+    }
+}
+
+fn position_of(calls: &[Call], wanted: impl Fn(&Call) -> bool) -> Vec<usize> {
+    calls
+        .iter()
+        .enumerate()
+        .filter(|(_, call)| wanted(call))
+        .map(|(at, _)| at)
+        .collect()
+}
+
+fn stops_leftover(call: &Call) -> bool {
+    matches!(call, Call::Capture(command) if command.starts_with("p=77;") && command.contains("ZAP_INSTANCE=old-1-1"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_earlier_zaps_leftovers_are_stopped_before_their_hosts_jobs_start() {
+    let plan = plan("[jobs.a]\nhost = \"n1\"\nsteps = [\"x\"]\n");
+    let host = ScriptedHost::new(&[Play::Runs {
+        pgid: 7,
+        then: Then::UntilSignalled,
+    }]);
+    let (mut watcher, mut requests) = watcher(&host);
+    watcher.shut_down_after = 1;
+    let mut options = options(None);
+    options.leftovers = vec![leftover_on_n1()];
+    let state = State::new(&plan, &ids(&plan), Mode::Up);
+    supervise(
+        &plan,
+        state,
+        &on(&host),
+        &mut watcher,
+        &mut requests,
+        options,
+    )
+    .await;
+    let calls = host.calls();
+    let stopped = position_of(&calls, stops_leftover);
+    let launched = position_of(&calls, |call| *call == Call::Launch);
+    assert_eq!(stopped.len(), 1, "{calls:#?}");
+    assert!(stopped[0] < launched[0], "{calls:#?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_host_down_at_start_keeps_its_jobs_waiting_until_its_leftovers_are_stopped() {
+    let plan = plan("[jobs.a]\nhost = \"n1\"\nsteps = [\"x\"]\nrestart = \"always\"\n");
+    let host = ScriptedHost::new(&[Play::Runs {
+        pgid: 7,
+        then: Then::UntilSignalled,
+    }]);
+    // The clean-up meets a host that does not answer; later it does.
+    *host.failing_captures.lock().expect("failing") = 1;
+    let (mut watcher, mut requests) = watcher(&host);
+    watcher.shut_down_after = 1;
+    let mut options = options(None);
+    options.leftovers = vec![leftover_on_n1()];
+    let state = State::new(&plan, &ids(&plan), Mode::Up);
+    supervise(
+        &plan,
+        state,
+        &on(&host),
+        &mut watcher,
+        &mut requests,
+        options,
+    )
+    .await;
+    let calls = host.calls();
+    let stopped = position_of(&calls, stops_leftover);
+    let launched = position_of(&calls, |call| *call == Call::Launch);
+    assert_eq!(
+        stopped.len(),
+        2,
+        "tried at start, then when it answered: {calls:#?}"
+    );
+    assert_eq!(launched.len(), 1, "{calls:#?}");
+    assert!(stopped[1] < launched[0], "{calls:#?}");
+    let waiting = watcher.phases.iter().any(|phase| {
+        matches!(phase, Phase::Done(Outcome::Unreachable(why))
+            if why.starts_with("cannot stop what an earlier zap left on n1 yet"))
+    });
+    assert!(waiting, "{:#?}", watcher.phases);
 }

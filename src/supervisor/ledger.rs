@@ -1,6 +1,7 @@
 //! `.zap/state`: what this zap started, written as it goes (one JSON line per
 //! start and end), so that after a zap that was killed (`kill -9`, a crash,
-//! a closed laptop) the next `zap up` knows which process groups to stop.
+//! a closed laptop) the next `zap up` knows which process groups to stop,
+//! and by which marker to find what the jobs started outside them.
 //! The records are tiny and rare (one per job start or end), so they are
 //! written straight from the supervisor loop.
 
@@ -12,7 +13,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::engine::Observer;
+use super::leftovers::instance_marker;
 use super::state::{self, State, What};
+use crate::config::StopScope;
 use crate::model::{HostName, InstanceId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +33,10 @@ struct Record {
     host: String,
     pid: u32,
     pgid: u32,
+    /// The run's `ZAP_INSTANCE` marker, when stopping the job reaches every
+    /// process it started (`stop.scope = "tree"`); older lines lack it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    marker: Option<String>,
 }
 
 /// A job's process group an earlier zap started and never saw end.
@@ -40,6 +47,9 @@ pub struct Leftover {
     pub host: HostName,
     pub pid: u32,
     pub pgid: u32,
+    /// What marks every process the job started, when they are to be
+    /// stopped with it.
+    pub marker: Option<String>,
 }
 
 pub struct Ledger {
@@ -79,6 +89,7 @@ impl Ledger {
                             host: HostName(record.host),
                             pid: record.pid,
                             pgid: record.pgid,
+                            marker: record.marker,
                         },
                     );
                 }
@@ -117,6 +128,7 @@ impl Ledger {
                 host: leftover.host.0.clone(),
                 pid: leftover.pid,
                 pgid: leftover.pgid,
+                marker: leftover.marker.clone(),
             });
         }
         Ok(ledger)
@@ -131,7 +143,14 @@ impl Ledger {
         }
     }
 
-    fn record(&mut self, change: Entry, id: &InstanceId, pid: u32, pgid: u32) {
+    fn record(
+        &mut self,
+        change: Entry,
+        id: &InstanceId,
+        pid: u32,
+        pgid: u32,
+        marker: Option<String>,
+    ) {
         let record = Record {
             change,
             run: self.run.clone(),
@@ -139,8 +158,23 @@ impl Ledger {
             host: id.host.0.clone(),
             pid,
             pgid,
+            marker,
         };
         self.write(&record);
+    }
+
+    /// An earlier run's leftover was dealt with: the next zap need not.
+    fn settle(&mut self, leftover: &Leftover) {
+        self.carried = self.carried.saturating_sub(1);
+        self.write(&Record {
+            change: Entry::Ended,
+            run: leftover.run.clone(),
+            instance: leftover.instance.clone(),
+            host: leftover.host.0.clone(),
+            pid: leftover.pid,
+            pgid: leftover.pgid,
+            marker: None,
+        });
     }
 
     fn write(&mut self, record: &Record) {
@@ -179,8 +213,14 @@ impl Observer for Ledger {
                 Entry::Started => self.open += 1,
                 Entry::Ended => self.open = self.open.saturating_sub(1),
             }
-            self.record(record, &instance.id, pid, pgid);
+            let marker = (record == Entry::Started && instance.job().stop.scope == StopScope::Tree)
+                .then(|| instance_marker(&self.run, &instance.id, instance.generation));
+            self.record(record, &instance.id, pid, pgid, marker);
         }
+    }
+
+    fn leftover_settled(&mut self, leftover: &Leftover) {
+        self.settle(leftover);
     }
 }
 
@@ -204,12 +244,18 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join(".zap/state");
         let mut ledger = Ledger::create(&path, "run1", &[]).expect("create");
-        ledger.record(Entry::Started, &id("a", "n1"), 10, 10);
-        ledger.record(Entry::Started, &id("b", "n2"), 20, 20);
-        ledger.record(Entry::Ended, &id("a", "n1"), 10, 10);
+        ledger.record(Entry::Started, &id("a", "n1"), 10, 10, None);
+        ledger.record(Entry::Started, &id("b", "n2"), 20, 20, None);
+        ledger.record(Entry::Ended, &id("a", "n1"), 10, 10, None);
         // A restart of b: a new group, the old one ended.
-        ledger.record(Entry::Ended, &id("b", "n2"), 20, 20);
-        ledger.record(Entry::Started, &id("b", "n2"), 21, 21);
+        ledger.record(Entry::Ended, &id("b", "n2"), 20, 20, None);
+        ledger.record(
+            Entry::Started,
+            &id("b", "n2"),
+            21,
+            21,
+            Some("run1-b-2".into()),
+        );
         drop(ledger);
         std::fs::OpenOptions::new()
             .append(true)
@@ -225,6 +271,7 @@ mod tests {
                 host: HostName("n2".into()),
                 pid: 21,
                 pgid: 21,
+                marker: Some("run1-b-2".into()),
             }]
         );
         let carried = Ledger::create(&path, "run2", &leftovers).expect("create");
@@ -234,6 +281,12 @@ mod tests {
             leftovers,
             "carried over"
         );
+        // Once dealt with, a carried leftover is no longer one.
+        let mut settling = Ledger::create(&path, "run3", &leftovers).expect("create");
+        settling.settle(&leftovers[0]);
+        assert!(Ledger::leftovers(&path).expect("read").is_empty());
+        settling.remove().expect("nothing left: the file goes");
+        assert!(!path.exists());
         assert!(
             Ledger::leftovers(&dir.path().join("none"))
                 .expect("missing")

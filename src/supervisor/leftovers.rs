@@ -55,17 +55,34 @@ pub fn signal_marked(
     )
 }
 
-/// A shell command that kills process group `pgid` (TERM, then KILL after a
-/// second) if its leader belongs to run `run_id`, and prints what it did:
-/// `killed`, `gone` or `not-ours`.
-pub fn kill_if_ours(pgid: u32, run_id: &str) -> String {
+/// A shell command that stops what a job left on its host: process group
+/// `pgid` if its leader belongs to run `run_id`, and every process carrying
+/// `marker` (when the job's stop scope is the tree), TERM then KILL a
+/// second later. Prints what it found of the group (`killed`, `gone` or
+/// `not-ours`) and how many marked processes it signalled.
+pub fn stop_leftover_command(pgid: u32, run_id: &str, marker: Option<&str>) -> String {
     let wanted = quote(&format!("{RUN_ID_VARIABLE}={run_id}"));
+    let marked = marker.map_or(String::new(), |marker| {
+        let marker = quote(&format!("{INSTANCE_VARIABLE}={marker}"));
+        format!(
+            "for f in $(grep -lzxF -- {marker} /proc/[0-9]*/environ 2>/dev/null); do \
+               q=${{f#/proc/}}; q=${{q%/environ}}; \
+               if kill -s TERM \"$q\" 2>/dev/null; then n=$((n+1)); pids=\"$pids $q\"; fi; \
+             done; "
+        )
+    });
     format!(
-        "p={pgid}; \
-         if [ ! -r /proc/$p/environ ]; then echo gone; \
-         elif tr '\\0' '\\n' < /proc/$p/environ | grep -qxF -- {wanted}; then \
-           kill -s TERM -- -$p 2>/dev/null; sleep 1; kill -s KILL -- -$p 2>/dev/null; echo killed; \
-         else echo not-ours; fi"
+        "p={pgid}; r=gone; n=0; pids=; \
+         if [ -r /proc/$p/environ ]; then \
+           if tr '\\0' '\\n' < /proc/$p/environ | grep -qxF -- {wanted}; then \
+             r=killed; kill -s TERM -- -$p 2>/dev/null; \
+           else r=not-ours; fi; \
+         fi; \
+         {marked}\
+         if [ $r = killed ] || [ $n -gt 0 ]; then sleep 1; fi; \
+         if [ $r = killed ]; then kill -s KILL -- -$p 2>/dev/null; fi; \
+         for q in $pids; do kill -s KILL \"$q\" 2>/dev/null; done; \
+         echo \"$r $n\""
     )
 }
 
@@ -101,8 +118,14 @@ mod tests {
         let mut ours = spawn_group("run-a");
         let mut theirs = spawn_group("run-b");
         std::thread::sleep(Duration::from_millis(100));
-        assert_eq!(run(&kill_if_ours(theirs.id(), "run-a")), "not-ours");
-        assert_eq!(run(&kill_if_ours(ours.id(), "run-a")), "killed");
+        assert_eq!(
+            run(&stop_leftover_command(theirs.id(), "run-a", None)),
+            "not-ours 0"
+        );
+        assert_eq!(
+            run(&stop_leftover_command(ours.id(), "run-a", None)),
+            "killed 0"
+        );
         assert!(ours.wait().is_ok_and(|status| !status.success()));
         assert_eq!(
             theirs.try_wait().ok().flatten(),
@@ -112,6 +135,51 @@ mod tests {
         let _ = theirs.kill();
         let _ = theirs.wait();
         std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(run(&kill_if_ours(ours.id(), "run-a")), "gone");
+        assert_eq!(
+            run(&stop_leftover_command(ours.id(), "run-a", None)),
+            "gone 0"
+        );
+    }
+
+    #[test]
+    fn marked_processes_that_left_the_group_are_stopped_and_unmarked_ones_spared() {
+        use std::os::unix::process::CommandExt;
+        let marker = format!("test-{}", std::process::id());
+        let spawn = |mark: &str| {
+            Command::new("sleep")
+                .arg("60")
+                .env(INSTANCE_VARIABLE, mark)
+                .process_group(0)
+                .spawn()
+                .expect("spawn")
+        };
+        // Two escaped children of a job whose group is already gone, and a
+        // process of another instance.
+        let mut first = spawn(&marker);
+        let mut second = spawn(&marker);
+        let mut other = spawn("someone-else");
+        let out = run(&stop_leftover_command(999_999, "run-a", Some(&marker)));
+        assert_eq!(out, "gone 2");
+        assert!(first.wait().is_ok_and(|status| !status.success()));
+        assert!(second.wait().is_ok_and(|status| !status.success()));
+        assert_eq!(
+            other.try_wait().ok().flatten(),
+            None,
+            "unmarked: left alone"
+        );
+        let _ = other.kill();
+        let _ = other.wait();
+        // The live-stop form: the spared pid is not signalled.
+        let mut spared = spawn(&marker);
+        let out = run(&signal_marked(
+            Signal::Term,
+            &marker,
+            None,
+            Some(spared.id()),
+        ));
+        assert_eq!(out, "0");
+        assert_eq!(spared.try_wait().ok().flatten(), None);
+        assert_eq!(run(&signal_marked(Signal::Term, &marker, None, None)), "1");
+        assert!(spared.wait().is_ok_and(|status| !status.success()));
     }
 }

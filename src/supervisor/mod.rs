@@ -1,6 +1,7 @@
 //! The one task that owns the state of every job instance: it starts jobs,
 //! carries out the effects [`state::State::apply`] asks for, and stops jobs.
 
+pub mod cleanup;
 pub mod engine;
 pub mod instance;
 pub mod ledger;

@@ -22,6 +22,7 @@ pub async fn run(
     let options = Options {
         timeout,
         run_id: new_run_id(),
+        leftovers: Vec::new(),
     };
     engine::supervise(plan, state, transports, observer, &mut NoRequests, options).await
 }
