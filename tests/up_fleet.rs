@@ -7,56 +7,9 @@ mod common;
 use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
-use common::{Fixture, Running};
+use common::{Fixture, Running, docker, fleet_marker as marker, gone_everywhere, remote_processes};
 
 const MINUTE: Duration = Duration::from_secs(60);
-
-/// Command lines on container `host` that contain `marker`.
-fn remote_processes(host: &str, marker: &str) -> Vec<String> {
-    let output = Process::new("docker")
-        .args([
-            "exec",
-            &format!("zaptest-{host}"),
-            "ps",
-            "-eo",
-            "stat=,args=",
-        ])
-        .output()
-        .expect("docker exec ps");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|line| line.contains(marker) && !line.trim_start().starts_with('Z'))
-        .map(String::from)
-        .collect()
-}
-
-fn gone_everywhere(hosts: &[&str], marker: &str) -> Vec<String> {
-    let mut left = Vec::new();
-    for _ in 0..30 {
-        left = hosts
-            .iter()
-            .flat_map(|host| remote_processes(host, marker))
-            .collect();
-        if left.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    left
-}
-
-/// `sleep N` with an N unique to one test run.
-fn marker() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.subsec_nanos());
-    format!("sleep {}", 200_000 + nanos % 700_000)
-}
-
-fn docker(args: &[&str]) {
-    let status = Process::new("docker").args(args).status().expect("docker");
-    assert!(status.success(), "docker {args:?}");
-}
 
 #[test]
 #[ignore = "needs the container fleet (scripts/fleet up)"]

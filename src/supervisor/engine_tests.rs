@@ -483,13 +483,20 @@ fn stops_leftover(call: &Call) -> bool {
     matches!(call, Call::Capture(command) if command.starts_with("p=77;") && command.contains("ZAP_INSTANCE=old-1-1"))
 }
 
-#[tokio::test(start_paused = true)]
-async fn an_earlier_zaps_leftovers_are_stopped_before_their_hosts_jobs_start() {
-    let plan = plan("[jobs.a]\nhost = \"n1\"\nsteps = [\"x\"]\n");
+/// `zap up` of one job on n1, which a killed zap left `leftover_on_n1` on,
+/// whose first `failing_captures` short commands meet no answer; until the
+/// job ran once. Returns where the leftover was stopped and where shells
+/// were launched in the host's calls, and the phases the job went through.
+async fn up_after_a_killed_zap(
+    jobs: &str,
+    failing_captures: u32,
+) -> (Vec<usize>, Vec<usize>, Vec<Phase>) {
+    let plan = plan(jobs);
     let host = ScriptedHost::new(&[Play::Runs {
         pgid: 7,
         then: Then::UntilSignalled,
     }]);
+    *host.failing_captures.lock().expect("failing") = failing_captures;
     let (mut watcher, mut requests) = watcher(&host);
     watcher.shut_down_after = 1;
     let mut options = options(None);
@@ -507,46 +514,28 @@ async fn an_earlier_zaps_leftovers_are_stopped_before_their_hosts_jobs_start() {
     let calls = host.calls();
     let stopped = position_of(&calls, stops_leftover);
     let launched = position_of(&calls, |call| *call == Call::Launch);
-    assert_eq!(stopped.len(), 1, "{calls:#?}");
-    assert!(stopped[0] < launched[0], "{calls:#?}");
+    (stopped, launched, watcher.phases)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_earlier_zaps_leftovers_are_stopped_before_their_hosts_jobs_start() {
+    let jobs = "[jobs.a]\nhost = \"n1\"\nsteps = [\"x\"]\n";
+    let (stopped, launched, _) = up_after_a_killed_zap(jobs, 0).await;
+    assert_eq!(stopped.len(), 1, "{stopped:?}");
+    assert!(stopped[0] < launched[0], "{stopped:?} {launched:?}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_host_down_at_start_keeps_its_jobs_waiting_until_its_leftovers_are_stopped() {
-    let plan = plan("[jobs.a]\nhost = \"n1\"\nsteps = [\"x\"]\nrestart = \"always\"\n");
-    let host = ScriptedHost::new(&[Play::Runs {
-        pgid: 7,
-        then: Then::UntilSignalled,
-    }]);
     // The clean-up meets a host that does not answer; later it does.
-    *host.failing_captures.lock().expect("failing") = 1;
-    let (mut watcher, mut requests) = watcher(&host);
-    watcher.shut_down_after = 1;
-    let mut options = options(None);
-    options.leftovers = vec![leftover_on_n1()];
-    let state = State::new(&plan, &ids(&plan), Mode::Up);
-    supervise(
-        &plan,
-        state,
-        &on(&host),
-        &mut watcher,
-        &mut requests,
-        options,
-    )
-    .await;
-    let calls = host.calls();
-    let stopped = position_of(&calls, stops_leftover);
-    let launched = position_of(&calls, |call| *call == Call::Launch);
-    assert_eq!(
-        stopped.len(),
-        2,
-        "tried at start, then when it answered: {calls:#?}"
-    );
-    assert_eq!(launched.len(), 1, "{calls:#?}");
-    assert!(stopped[1] < launched[0], "{calls:#?}");
-    let waiting = watcher.phases.iter().any(|phase| {
+    let jobs = "[jobs.a]\nhost = \"n1\"\nsteps = [\"x\"]\nrestart = \"always\"\n";
+    let (stopped, launched, phases) = up_after_a_killed_zap(jobs, 1).await;
+    assert_eq!(stopped.len(), 2, "tried at start, then when it answered");
+    assert_eq!(launched.len(), 1, "{launched:?}");
+    assert!(stopped[1] < launched[0], "{stopped:?} {launched:?}");
+    let waiting = phases.iter().any(|phase| {
         matches!(phase, Phase::Done(Outcome::Unreachable(why))
             if why.starts_with("cannot stop what an earlier zap left on n1 yet"))
     });
-    assert!(waiting, "{:#?}", watcher.phases);
+    assert!(waiting, "{phases:#?}");
 }

@@ -187,6 +187,21 @@ impl Running {
         );
     }
 
+    /// Waits until `times` lines contain `text`; panics with the output
+    /// otherwise.
+    pub fn wait_for_count(&self, text: &str, times: usize, within: std::time::Duration) {
+        let deadline = std::time::Instant::now() + within;
+        while self.count(text) < times {
+            if std::time::Instant::now() > deadline {
+                panic!(
+                    "fewer than {times} lines with {text:?} within {within:?}:\n{}",
+                    self.output()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// How many lines contain `text`.
     pub fn count(&self, text: &str) -> usize {
         self.lines
@@ -262,4 +277,56 @@ pub fn processes_with(marker: &str) -> Vec<String> {
         }
     }
     found
+}
+
+// ---- the container fleet ----
+
+/// Command lines on container `host` that contain `marker`.
+pub fn remote_processes(host: &str, marker: &str) -> Vec<String> {
+    let output = std::process::Command::new("docker")
+        .args([
+            "exec",
+            &format!("zaptest-{host}"),
+            "ps",
+            "-eo",
+            "stat=,args=",
+        ])
+        .output()
+        .expect("docker exec ps");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.contains(marker) && !line.trim_start().starts_with('Z'))
+        .map(String::from)
+        .collect()
+}
+
+pub fn gone_everywhere(hosts: &[&str], marker: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    for _ in 0..30 {
+        left = hosts
+            .iter()
+            .flat_map(|host| remote_processes(host, marker))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    left
+}
+
+/// `sleep N` with an N unique to one test run.
+pub fn fleet_marker() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.subsec_nanos());
+    format!("sleep {}", 200_000 + nanos % 700_000)
+}
+
+pub fn docker(args: &[&str]) {
+    let status = std::process::Command::new("docker")
+        .args(args)
+        .status()
+        .expect("docker");
+    assert!(status.success(), "docker {args:?}");
 }
