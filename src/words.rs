@@ -286,6 +286,15 @@ fn phase_line(instance: &Instance, from: &Phase, to: &Phase, now: Instant) -> Op
     }
 }
 
+/// Why `zap start` or `zap stop` did nothing to `instance`.
+pub fn nothing_to_do(instance: &Instance) -> String {
+    format!(
+        "{}: nothing to do, it is {}",
+        instance.id,
+        instance.kind().name()
+    )
+}
+
 /// What became of one of an earlier zap's leftovers, or `None` when there
 /// is nothing to say (it was gone, and left nothing behind).
 pub fn leftover(cleared: &Cleared) -> Option<String> {

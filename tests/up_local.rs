@@ -125,9 +125,27 @@ fn the_control_commands_drive_a_running_zap() {
     let stop = run(fixture.zap(&["stop", "app.ticker"]));
     assert_eq!(stop.code, 0);
     zap.wait_for("stopped (zap stop)", SECONDS_30);
+    let again = run(fixture.zap(&["stop", "app.ticker"]));
+    assert_eq!(again.code, 1, "a stop of a stopped job does nothing");
+    assert!(
+        again
+            .stderr
+            .contains("app.ticker@local: nothing to do, it is stopped"),
+        "{}",
+        again.stderr
+    );
     let start = run(fixture.zap(&["start", "app.ticker"]));
     assert_eq!(start.code, 0);
     zap.wait_for("(restart 2)", SECONDS_30);
+    let twice = run(fixture.zap(&["start", "app.ticker", "app.flaky"]));
+    assert_eq!(twice.code, 1, "{}", twice.stderr);
+    assert!(
+        twice
+            .stderr
+            .contains("starting app.flaky@local; app.ticker@local: nothing to do, it is running"),
+        "the one that runs is named, the other starts: {}",
+        twice.stderr
+    );
 
     let unknown = run(fixture.zap(&["restart", "app.nope"]));
     assert_eq!(unknown.code, 1, "{}{}", unknown.stdout, unknown.stderr);

@@ -19,7 +19,7 @@ use crate::supervisor::ledger::Ledger;
 use crate::supervisor::run::new_run_id;
 use crate::supervisor::state::{Mode, State};
 use crate::transport::host::transports_for;
-use crate::{status, targets};
+use crate::{status, targets, words};
 
 /// Runs `zap up` for `selected` in config folder `dir`; returns the exit code.
 /// With `ui`, the terminal UI shows the run (`observer` is then its own).
@@ -187,20 +187,48 @@ async fn answer_control(
                 continue;
             }
         };
-        let listed: Vec<String> = ids.iter().map(ToString::to_string).collect();
-        reply.send(Reply::Done {
-            message: format!("{verb} {}", listed.join(", "))
-                .trim_end()
-                .to_string(),
-        });
         // What zap status and the job's log show as the reason: the command.
         let reason = match &action {
             Action::Restart { .. } => "zap restart",
             Action::Stop { .. } => "zap stop",
             _ => "zap down",
         };
-        if let Some(request) = request_for_action(&action, ids, reason.to_string()) {
-            let _ = engine.send(request).await;
-        }
+        let Some(request) = request_for_action(&action, ids.clone(), reason.to_string()) else {
+            continue;
+        };
+        // The answer says what the state will do with it: a start of what
+        // runs, a stop of what ended, is refused by name (non-zero exit).
+        let event = match &request {
+            Request::Apply { event, .. } => Some(event.clone()),
+            _ => None,
+        };
+        let answer = Box::new(move |state: &State| {
+            let mut acted = Vec::new();
+            let mut idle = Vec::new();
+            for id in &ids {
+                match (state.instance(id), &event) {
+                    (Some(instance), Some(event)) if instance.has_nothing_to_do(event) => {
+                        idle.push(words::nothing_to_do(instance));
+                    }
+                    _ => acted.push(id.to_string()),
+                }
+            }
+            let done = format!("{verb} {}", acted.join(", "))
+                .trim_end()
+                .to_string();
+            reply.send(if idle.is_empty() {
+                Reply::Done { message: done }
+            } else if acted.is_empty() {
+                Reply::Error {
+                    message: idle.join("; "),
+                }
+            } else {
+                Reply::Error {
+                    message: format!("{done}; {}", idle.join("; ")),
+                }
+            });
+        });
+        let _ = engine.send(Request::Inspect(answer)).await;
+        let _ = engine.send(request).await;
     }
 }

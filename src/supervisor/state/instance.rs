@@ -141,6 +141,21 @@ impl Instance {
         StateKind::of(&self.phase, self.ready)
     }
 
+    /// Whether `event`, asked for from outside (`zap start`, `zap stop`),
+    /// has nothing to do here: a start of a job that is up (or on its way
+    /// up), a stop of one that already ended. Everything else is carried
+    /// out, now or once a stop under way is over.
+    pub fn has_nothing_to_do(&self, event: &super::Event) -> bool {
+        match event {
+            super::Event::Start => !matches!(
+                self.phase,
+                Phase::Done(_) | Phase::Backoff { .. } | Phase::Stopping { .. }
+            ),
+            super::Event::Stop { .. } => matches!(self.phase, Phase::Done(_)),
+            _ => false,
+        }
+    }
+
     /// Moves to `phase`, recording the change if it is one.
     pub(super) fn enter(&mut self, phase: Phase, out: &mut Applied<'_>) {
         if self.phase != phase {

@@ -1391,3 +1391,29 @@ fn a_shell_whose_output_closes_in_time_ends_as_usual_and_the_late_timer_does_not
     );
     assert!(late.is_empty(), "{late:?}");
 }
+
+#[test]
+fn a_start_of_what_runs_and_a_stop_of_what_ended_have_nothing_to_do() {
+    let (_, mut state) = up("[jobs.a]\nhost = \"local\"\nsteps = [\"x\"]\n");
+    state.begin();
+    let (a, now) = (id("a"), Instant::now());
+    let stop = Event::Stop {
+        reason: "zap stop".into(),
+        counts_as_failure: false,
+    };
+    let instance = |state: &State| state.instance(&a).expect("a").clone();
+    assert!(instance(&state).has_nothing_to_do(&Event::Start), "pending");
+    state.feed(&a, 1, job(JobEvent::Spawned { pid: 8, pgid: 8 }), now);
+    assert!(instance(&state).has_nothing_to_do(&Event::Start), "running");
+    assert!(!instance(&state).has_nothing_to_do(&stop));
+    state.feed(&a, 1, stop.clone(), now);
+    // Stopping: a start is carried out once the stop is over.
+    assert!(!instance(&state).has_nothing_to_do(&Event::Start));
+    let ended = job(JobEvent::Ended {
+        exit: ExitInfo::Signal("TERM".into()),
+    });
+    state.feed(&a, 1, ended, now);
+    assert!(instance(&state).has_nothing_to_do(&stop), "stopped");
+    assert!(!instance(&state).has_nothing_to_do(&Event::Start));
+    assert!(!instance(&state).has_nothing_to_do(&Event::Restart { reason: "R".into() }));
+}
