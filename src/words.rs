@@ -5,6 +5,7 @@
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
+use crate::logs::LogHealth;
 use crate::model::{ExitInfo, StepIndex, Stream};
 use crate::supervisor::cleanup::{Cleared, LeftoverEnd};
 use crate::supervisor::{Change, Instance, Mode, Outcome, Phase, State, What};
@@ -283,6 +284,17 @@ fn phase_line(instance: &Instance, from: &Phase, to: &Phase, now: Instant) -> Op
             phase_info(instance, to, now)?
         )),
         _ => phase_info(instance, to, now),
+    }
+}
+
+/// How writing the job logs goes, said when it changes.
+pub fn log_health(health: &LogHealth) -> String {
+    match health {
+        LogHealth::Failing(error) => format!(
+            "job output is not being written to disk: {error}; supervising goes on, \
+             and writing resumes when it can"
+        ),
+        LogHealth::Writing => "job output is written to disk again".to_string(),
     }
 }
 

@@ -12,7 +12,7 @@ use crate::control::path::state_dir;
 use crate::control::protocol::Reply;
 use crate::control::{self, Server};
 use crate::logbook::LogBook;
-use crate::logs::{LogWriter, logs_dir};
+use crate::logs::{LogHealth, LogWriter, Rotation, logs_dir};
 use crate::model::{HostName, InstanceId, StepIndex};
 use crate::supervisor::engine::{self, Observer, Observers, Options, Request, request_for_action};
 use crate::supervisor::ledger::Ledger;
@@ -66,7 +66,13 @@ pub async fn up(
             return super::exit::USAGE;
         }
     };
-    let writer = LogWriter::start(logs_dir(dir))
+    // The writer thread tells the supervisor at once when the disk fails
+    // and when it works again.
+    let (health_tx, health_rx) = mpsc::unbounded_channel();
+    let on_health = move |health| {
+        let _ = health_tx.send(health);
+    };
+    let writer = LogWriter::start_with(logs_dir(dir), Rotation::default(), on_health)
         .map_err(|error| eprintln!("zap: job output is not written to disk: {error}"))
         .ok();
     let mut logbook = LogBook::new(plan, &selected, writer);
@@ -97,6 +103,7 @@ pub async fn up(
         timeout: None,
         run_id,
         leftovers,
+        log_health: Some(health_rx),
     };
     let mut observers = Observers(vec![observer, &mut ledger, &mut logbook]);
     engine::supervise(
@@ -156,6 +163,13 @@ async fn answer_control(
         let (verb, names) = match &action {
             Action::Status => {
                 let look = Box::new(move |state: &State| {
+                    // Said above the table (on stderr, like every message).
+                    if let Some(trouble) = state.log_trouble() {
+                        let health = LogHealth::Failing(trouble.to_string());
+                        reply.send(Reply::Done {
+                            message: words::log_health(&health),
+                        });
+                    }
                     let instances = status::snapshot(state, Instant::now());
                     reply.send(Reply::Status { instances });
                 });

@@ -23,7 +23,7 @@ use crate::transport::decode::LineCut;
 
 pub use files::{log_path, logs_dir, read_log};
 pub use ring::{DEFAULT_RING_LINES, Lines, Ring};
-pub use writer::{BATCH_LINES, LogError, LogWriter, Rotation};
+pub use writer::{BATCH_LINES, LogError, LogHealth, LogWriter, Rotation};
 
 /// Where a line came from: one of the job's streams, or zap itself (a
 /// restart, a fixup, a stop), kept in the same place so the story reads in

@@ -74,6 +74,16 @@ pub struct LogError {
     pub source: io::Error,
 }
 
+/// How writing the logs goes, told as it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogHealth {
+    /// A file failed (the first while all others were fine): its lines
+    /// are lost until writing works again. The error, in words.
+    Failing(String),
+    /// Every file that failed is written again.
+    Writing,
+}
+
 /// A handle to the log writer thread; clones share the thread.
 ///
 /// Lines of one instance must be appended through one handle (one task) to
@@ -121,19 +131,22 @@ impl LogWriter {
         LogWriter::start_with(root, Rotation::default(), |_| {})
     }
 
-    /// Starts the writer; `on_error` hears of each failing file as soon as
-    /// it fails (on the writer thread: it should only pass the news on).
-    /// The directory is created when the first line comes.
+    /// Starts the writer; `on_health` hears as soon as writing starts to
+    /// fail and when it works again (on the writer thread: it should only
+    /// pass the news on). The directory is created when the first line
+    /// comes.
     pub fn start_with(
         root: PathBuf,
         rotation: Rotation,
-        on_error: impl FnMut(&LogError) + Send + 'static,
+        on_health: impl FnMut(LogHealth) + Send + 'static,
     ) -> io::Result<LogWriter> {
         let (queue, lines) = sync_channel(QUEUE_BATCHES);
         let worker = Worker {
             root: root.clone(),
             rotation,
-            on_error: Box::new(on_error),
+            on_health: Box::new(on_health),
+            broken: 0,
+            told_failing: false,
             index: HashMap::new(),
             sinks: Vec::new(),
             dirty: Vec::new(),
@@ -263,7 +276,11 @@ impl LogWriter {
 struct Worker {
     root: PathBuf,
     rotation: Rotation,
-    on_error: Box<dyn FnMut(&LogError) + Send>,
+    on_health: Box<dyn FnMut(LogHealth) + Send>,
+    /// Sinks broken now.
+    broken: usize,
+    /// `on_health` was told of a failure, and not yet that all is well.
+    told_failing: bool,
     /// Where each instance's file is in `sinks`.
     index: HashMap<InstanceId, usize>,
     sinks: Vec<Sink>,
@@ -279,7 +296,18 @@ struct Worker {
 impl Worker {
     fn run(mut self, lines: Receiver<Msg>) -> Vec<LogError> {
         loop {
-            let msg = if self.dirty.is_empty() {
+            let msg = if self.dirty.is_empty() && self.broken > 0 {
+                // A broken file is tried again even if no line comes for
+                // it, so that "written again" is said when space returns.
+                match lines.recv_timeout(RETRY_AFTER) {
+                    Ok(msg) => msg,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.revive_broken();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            } else if self.dirty.is_empty() {
                 match lines.recv() {
                     Ok(msg) => msg,
                     Err(_) => break,
@@ -314,6 +342,9 @@ impl Worker {
             if !self.dirty.is_empty() && self.dirty_since.elapsed() >= FLUSH_EVERY {
                 self.flush_all();
             }
+            if self.broken > 0 {
+                self.revive_broken();
+            }
         }
         self.flush_all();
         self.errors
@@ -336,7 +367,36 @@ impl Worker {
         self.record.clear();
         record::encode(line, &mut self.record);
         let sink = &mut self.sinks[at];
-        match sink.write(&self.root, self.record.as_bytes(), self.rotation) {
+        let was_broken = matches!(sink.state, State::Broken { .. });
+        let written = sink.write(&self.root, self.record.as_bytes(), self.rotation);
+        self.attempted(at, was_broken, written, 1);
+    }
+
+    /// Tries again every broken file whose time has come.
+    fn revive_broken(&mut self) {
+        for at in 0..self.sinks.len() {
+            let sink = &mut self.sinks[at];
+            let due = matches!(&sink.state, State::Broken { since, .. } if since.elapsed() >= RETRY_AFTER);
+            if due {
+                let revived = sink.revive(&self.root, self.rotation);
+                self.attempted(at, true, revived, 0);
+            }
+        }
+    }
+
+    /// Books what an attempt to write to sink `at` did: a broken file that
+    /// works again, one that fails (losing `in_hand` lines), one to flush.
+    fn attempted(&mut self, at: usize, was_broken: bool, written: io::Result<()>, in_hand: u64) {
+        let sink = &mut self.sinks[at];
+        if was_broken && !matches!(sink.state, State::Broken { .. }) {
+            self.broken -= 1;
+            if self.broken == 0 && written.is_ok() && self.told_failing {
+                self.told_failing = false;
+                (self.on_health)(LogHealth::Writing);
+            }
+        }
+        let sink = &mut self.sinks[at];
+        match written {
             Ok(()) if !sink.dirty => {
                 sink.dirty = true;
                 if self.dirty.is_empty() {
@@ -345,7 +405,7 @@ impl Worker {
                 self.dirty.push(at);
             }
             Ok(()) => {}
-            Err(error) => self.fail(at, error, 1),
+            Err(error) => self.fail(at, error, in_hand),
         }
     }
 
@@ -363,9 +423,11 @@ impl Worker {
     }
 
     /// Marks the sink broken, counting the lines lost with it: `in_hand`
-    /// and those still in its buffer. Reports the first error of each file.
+    /// and those still in its buffer. Keeps the first error of each file;
+    /// tells the first failure while all were fine.
     fn fail(&mut self, at: usize, source: io::Error, in_hand: u64) {
         let sink = &mut self.sinks[at];
+        let newly = !matches!(sink.state, State::Broken { .. });
         let lost = in_hand
             + match std::mem::replace(&mut sink.state, State::Closed) {
                 State::Open(file) => {
@@ -381,13 +443,19 @@ impl Worker {
             lost,
             why: source.to_string(),
         };
+        let error = LogError {
+            path: sink.path.clone(),
+            source,
+        };
+        if newly {
+            self.broken += 1;
+        }
+        if !self.told_failing {
+            self.told_failing = true;
+            (self.on_health)(LogHealth::Failing(error.to_string()));
+        }
         if !sink.reported {
             sink.reported = true;
-            let error = LogError {
-                path: sink.path.clone(),
-                source,
-            };
-            (self.on_error)(&error);
             self.errors.push(error);
         }
     }
@@ -438,15 +506,26 @@ impl Sink {
     /// Writes one record, opening or rotating the file as needed. A broken
     /// file counts the line as lost until it is time to try again.
     fn write(&mut self, root: &Path, record: &[u8], rotation: Rotation) -> io::Result<()> {
-        let mut note = None;
-        if let State::Broken { since, lost, why } = &mut self.state {
-            if since.elapsed() < RETRY_AFTER {
-                *lost += 1;
-                return Ok(());
-            }
-            let text = format!("up to {lost} lines of output are missing here: {why}");
-            note = Some(LogLine::zap(None, text));
+        if let State::Broken { since, lost, .. } = &mut self.state
+            && since.elapsed() < RETRY_AFTER
+        {
+            *lost += 1;
+            return Ok(());
         }
+        self.revive(root, rotation)?;
+        self.put(root, record, rotation)
+    }
+
+    /// Opens the file if it is not open; a broken one first says how many
+    /// lines are missing from it.
+    fn revive(&mut self, root: &Path, rotation: Rotation) -> io::Result<()> {
+        let note = match &self.state {
+            State::Broken { lost, why, .. } => Some(LogLine::zap(
+                None,
+                format!("up to {lost} lines of output are missing here: {why}"),
+            )),
+            _ => None,
+        };
         if !matches!(self.state, State::Open(_)) {
             self.state = State::Open(OpenFile::open(root, &self.path)?);
         }
@@ -455,7 +534,7 @@ impl Sink {
             record::encode(&note, &mut text);
             self.put(root, text.as_bytes(), rotation)?;
         }
-        self.put(root, record, rotation)
+        Ok(())
     }
 
     fn put(&mut self, root: &Path, record: &[u8], rotation: Rotation) -> io::Result<()> {

@@ -20,6 +20,7 @@ use super::state::{Applied, Change, Effect, Event, Interrupt, Mode, Outcome, Pha
 use crate::action::Action;
 use crate::config::{Plan, RemedyPlace, StopScope};
 use crate::fixup::Guard;
+use crate::logs::LogHealth;
 use crate::model::{HostName, InstanceId, Signal};
 use crate::stats::{HostStats, spawn_poller};
 use crate::transport::TransportError;
@@ -159,6 +160,8 @@ pub struct Options {
     /// What an earlier zap left running: stopped per host before that
     /// host's jobs start (see [`super::cleanup`]).
     pub leftovers: Vec<Leftover>,
+    /// How writing the job logs goes, as it changes (`zap up`).
+    pub log_health: Option<mpsc::UnboundedReceiver<LogHealth>>,
 }
 
 /// Supervises `state` until it is all done (`zap run`) or shut down
@@ -202,6 +205,7 @@ pub async fn supervise(
     let mut timed_out = false;
     let mut requests_open = true;
     let mut stop_signals = StopSignals::listen();
+    let mut log_health = options.log_health;
     while !state.all_done() {
         let timeout_sleep = async {
             match deadline {
@@ -265,6 +269,19 @@ pub async fn supervise(
                 let stopped = state.shut_down(&reason, true, std::time::Instant::now());
                 observer.changes(&state, &stopped.changes);
                 engine.carry_out(stopped.effects);
+            }
+            Some(health) = async {
+                match log_health.as_mut() {
+                    Some(news) => news.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                observer.note(&words::log_health(&health));
+                state.set_log_trouble(match health {
+                    LogHealth::Failing(error) => Some(error),
+                    LogHealth::Writing => None,
+                });
+                observer.polled(&state);
             }
             reason = stop_signals.next() => {
                 let (interrupt, stopped) = state.interrupt(reason, std::time::Instant::now());

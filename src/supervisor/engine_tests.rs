@@ -233,6 +233,7 @@ fn options(timeout: Option<Duration>) -> Options {
         timeout,
         run_id: "run1".into(),
         leftovers: Vec::new(),
+        log_health: None,
     }
 }
 

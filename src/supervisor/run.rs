@@ -23,6 +23,7 @@ pub async fn run(
         timeout,
         run_id: new_run_id(),
         leftovers: Vec::new(),
+        log_health: None,
     };
     engine::supervise(plan, state, transports, observer, &mut NoRequests, options).await
 }

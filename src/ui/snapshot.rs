@@ -94,6 +94,8 @@ pub struct Snapshot {
     pub hosts: Vec<HostView>,
     pub shutting_down: bool,
     pub counts: Counts,
+    /// Why job output is not written to disk now, if it is not.
+    pub log_trouble: Option<String>,
 }
 
 impl Snapshot {
@@ -133,6 +135,7 @@ impl Snapshot {
             hosts,
             shutting_down: state.is_shutting_down(),
             counts: Counts::default(),
+            log_trouble: state.log_trouble().map(str::to_string),
         };
         snapshot.counts = snapshot.count();
         snapshot

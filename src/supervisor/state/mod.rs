@@ -60,6 +60,8 @@ pub struct State {
     shutting_down: Option<(String, bool)>,
     /// Ctrl+C, SIGTERM and SIGHUP so far.
     interrupts: u32,
+    /// Why job output is not being written to disk now (a full disk).
+    log_trouble: Option<String>,
 }
 
 /// What an interrupt (Ctrl+C, SIGTERM, SIGHUP) did.
@@ -94,6 +96,7 @@ impl State {
             hosts: BTreeMap::new(),
             shutting_down: None,
             interrupts: 0,
+            log_trouble: None,
         }
     }
 
@@ -171,6 +174,15 @@ impl State {
             }
         }
         self.hosts.insert(stats.host.clone(), stats);
+    }
+
+    /// Why job output is not written to disk now, if it is not.
+    pub fn log_trouble(&self) -> Option<&str> {
+        self.log_trouble.as_deref()
+    }
+
+    pub fn set_log_trouble(&mut self, trouble: Option<String>) {
+        self.log_trouble = trouble;
     }
 
     pub fn is_shutting_down(&self) -> bool {

@@ -7,7 +7,7 @@ use ratatui::layout::Rect;
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 
-use super::{Frame, clear_row, counts_line, fit, footer, style};
+use super::{Frame, clear_row, counts_line, fit, footer, log_trouble_span, style};
 use crate::model::ExitInfo;
 use crate::supervisor::StepStatus;
 use crate::ui::keys::Command;
@@ -143,6 +143,7 @@ pub fn render(frame: &Frame, area: Rect, buf: &mut Buffer) {
     // Header: the counts.
     let mut header = vec![Span::styled(" zap ", style::title()), Span::raw(" ")];
     header.extend(counts_line(&snapshot.counts, snapshot.shutting_down));
+    header.extend(log_trouble_span(snapshot));
     clear_row(buf, area, area.y);
     buf.set_line(area.x, area.y, &Line::from(header), area.width);
     if area.height < 3 {

@@ -139,6 +139,15 @@ pub fn counts_line(counts: &Counts, shutting_down: bool) -> Vec<Span<'static>> {
     spans
 }
 
+/// Said after the counts while job output cannot be written to disk.
+pub fn log_trouble_span(snapshot: &Snapshot) -> Option<Span<'static>> {
+    let trouble = snapshot.log_trouble.as_deref()?;
+    Some(Span::styled(
+        format!(" · logs not written to disk: {trouble}"),
+        style::state(StateKind::Failed),
+    ))
+}
+
 /// The last line: a status word, or the main keys of this screen.
 fn footer(frame: &Frame, commands: &[(Command, &str)], area: Rect, buf: &mut Buffer) {
     let y = area.bottom() - 1;
@@ -253,6 +262,7 @@ fn strip(frame: &Frame, area: Rect, buf: &mut Buffer) {
         &frame.snapshot.counts,
         frame.snapshot.shutting_down,
     ));
+    spans.extend(log_trouble_span(frame.snapshot));
     for failure in frame.failures.iter().take(3) {
         spans.push(Span::styled(" · ", style::dim()));
         spans.push(Span::styled(

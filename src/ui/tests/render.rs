@@ -532,3 +532,22 @@ fn a_pty_job_followed_live_is_drawn_as_its_terminal() {
         Some(Color::Indexed(2))
     );
 }
+
+#[test]
+fn a_disk_that_fails_the_logs_is_said_in_the_header_in_red() {
+    let mut snapshot = fleet_snapshot();
+    snapshot.log_trouble = Some("No space left on device (os error 28)".into());
+    let mut view = view(140, 12);
+    view.settle(&snapshot);
+    let terminal = draw(&snapshot, &view, &OutputWindow::default(), &[]);
+    let header: String = (0..140)
+        .map(|x| terminal.backend().buffer()[(x, 0)].symbol().to_string())
+        .collect();
+    assert!(
+        header.contains("logs not written to disk: No space left on device"),
+        "{header}"
+    );
+    // "k" of "disk": the header has no other.
+    assert_eq!(header.matches('k').count(), 1, "{header}");
+    assert_eq!(cell_style(&terminal, "logs not", "k").fg, Some(Color::Red));
+}
