@@ -274,3 +274,87 @@ fn a_zap_killed_while_a_host_was_down_leaves_one_copy_when_it_is_back() {
         "nothing left to remember:\n{output}"
     );
 }
+
+/// Jobs' processes on n4 killed when dropped: what a test leaves there on
+/// purpose, or by failing.
+struct Killed(Vec<String>);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        for mark in &self.0 {
+            let _ = std::process::Command::new("docker")
+                .args(["exec", "zaptest-n4", "pkill", "-f", mark])
+                .output();
+        }
+    }
+}
+
+/// n4's host keys, put back when dropped.
+struct HostKeysSaved;
+
+impl HostKeysSaved {
+    fn save() -> HostKeysSaved {
+        docker(&[
+            "exec",
+            "zaptest-n4",
+            "sh",
+            "-c",
+            "mkdir -p /root/keys-saved && cp -a /etc/ssh/ssh_host_* /root/keys-saved/",
+        ]);
+        HostKeysSaved
+    }
+}
+
+impl Drop for HostKeysSaved {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args([
+                "exec",
+                "zaptest-n4",
+                "sh",
+                "-c",
+                "cp -a /root/keys-saved/ssh_host_* /etc/ssh/ && rm -rf /root/keys-saved",
+            ])
+            .output();
+    }
+}
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn a_host_key_changed_during_a_reconnect_is_said_and_the_jobs_are_unreachable() {
+    let _turn = N4.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let fixture = quick_fleet();
+    let marks = three_jobs_on_n4(&fixture);
+    let zap = Running::start(&fixture, &["up", "--headless"]);
+    zap.wait_for_count("~ step 2/2", JOBS.len(), MINUTE);
+    let _left = Killed(marks.clone());
+    let _saved = HostKeysSaved::save();
+    // New keys (sshd reads them for every new connection), then the
+    // connection drops: the reconnect meets a key known_hosts does not.
+    docker(&[
+        "exec",
+        "zaptest-n4",
+        "sh",
+        "-c",
+        "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && pkill -KILL -f '^sshd: root'",
+    ]);
+    zap.wait_for_count("~ unreachable: reconnecting:", JOBS.len(), MINUTE);
+    let status = run(fixture.zap(&["status", "--json"]));
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).expect("json");
+    for job in json.as_array().expect("an array") {
+        assert_eq!(job["state"], "unreachable", "{job}");
+        let reason = job["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("HOST KEY CHANGED") && reason.contains("ssh-keygen -R"),
+            "the cause and the fix: {reason}"
+        );
+    }
+    zap.signal(libc::SIGTERM);
+    let (code, output) = zap.wait(MINUTE);
+    assert_eq!(code, 0, "{output}");
+    // Its shells could not be reached: they are still there, and the
+    // ledger keeps them for the next zap up.
+    assert_eq!(copies(&marks), [1, 1, 1], "{output}");
+    assert!(fixture.path().join(".zap/state").exists(), "{output}");
+}
