@@ -7,15 +7,10 @@ mod common;
 use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
-use common::{Fixture, Output, fleet_state, run};
+use common::{Fixture, Output, docker, fleet_marker, fleet_state, gone_everywhere, run};
 
 fn report_path(fixture: &Fixture) -> String {
     fixture.path().join("report.json").display().to_string()
-}
-
-fn docker(args: &[&str]) {
-    let status = Process::new("docker").args(args).status().expect("docker");
-    assert!(status.success(), "docker {args:?}");
 }
 
 #[test]
@@ -549,4 +544,35 @@ max = 2
         out.stdout
             .contains("fixup job/1 did not heal it after 2 tries")
     );
+}
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn a_run_timeout_ends_on_time_though_escaped_children_hold_the_output() {
+    let fixture = Fixture::fleet();
+    let mark = fleet_marker();
+    fixture.write(
+        "jobs/web.toml",
+        &format!(
+            "[jobs.a]\nhosts = [\"n1\", \"n2\"]\nstop = {{ timeout = \"2s\" }}\n\
+             steps = [\"setsid {mark} &\", \"(setsid {mark} &)\", \"sleep 1000\"]\n"
+        ),
+    );
+    let report = report_path(&fixture);
+    let started = Instant::now();
+    let out = run(fixture.zap(&["run", "--timeout", "5s", "--report", &report]));
+    let took = started.elapsed();
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(8),
+        "took {took:?}:\n{}",
+        out.stdout
+    );
+    let json = Output::report(std::path::Path::new(&report));
+    for job in json["jobs"].as_array().expect("jobs") {
+        assert_eq!(job["status"], "failed", "{job}");
+        assert_eq!(job["failed_step"], 3, "{job}");
+    }
+    assert!(out.stdout.contains("timed out after 5s"), "{}", out.stdout);
+    assert_eq!(gone_everywhere(&["n1", "n2"], &mark), Vec::<String>::new());
 }

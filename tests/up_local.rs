@@ -361,3 +361,59 @@ fn a_stuck_zap_gets_a_clear_message_instead_of_a_hanging_client() {
     let (code, output) = zap.wait(SECONDS_30);
     assert_eq!(code, 0, "{output}");
 }
+
+#[test]
+fn a_job_flooding_its_restart_pattern_restarts_only_as_its_backoff_allows() {
+    let fixture = Fixture::new();
+    fixture.write(
+        "jobs/app.toml",
+        "[jobs.asks]\nhost = \"local\"\nbackoff = { initial = \"1s\", max = \"4s\" }\n\
+         steps = [\"while :; do echo please %restart; sleep 0.01; done\"]\n",
+    );
+    let started = std::time::Instant::now();
+    let zap = Running::start(&fixture, &["up", "--headless"]);
+    // Backoffs of 1 s and 2 s come before the second restart.
+    zap.wait_for("(restart 2)", SECONDS_30);
+    let took = started.elapsed();
+    zap.signal(libc::SIGTERM);
+    let (code, output) = zap.wait(SECONDS_30);
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        took >= Duration::from_millis(2900),
+        "two restarts in {took:?}:\n{output}"
+    );
+    assert!(
+        !output.contains("(restart 3)") || took >= Duration::from_secs(7),
+        "{output}"
+    );
+}
+
+#[test]
+fn a_start_right_after_a_stop_ends_running() {
+    let fixture = Fixture::new();
+    let mark = marker(&fixture);
+    fixture.write(
+        "jobs/app.toml",
+        &format!("[jobs.worker]\nhost = \"local\"\nsteps = [\"echo working; exec {mark}\"]\n"),
+    );
+    let zap = Running::start(&fixture, &["up", "--headless"]);
+    zap.wait_for("| working", SECONDS_30);
+    let stop = run(fixture.zap(&["stop", "app.worker"]));
+    let start = run(fixture.zap(&["start", "app.worker"]));
+    assert_eq!(
+        (stop.code, start.code),
+        (0, 0),
+        "{}{}",
+        stop.stderr,
+        start.stderr
+    );
+    zap.wait_for("(restart 1)", SECONDS_30);
+    zap.wait_for_count("| working", 2, SECONDS_30);
+    let json: serde_json::Value =
+        serde_json::from_str(&run(fixture.zap(&["status", "--json"])).stdout).expect("json");
+    assert_eq!(json[0]["state"], "running", "{json}");
+    assert_eq!(processes_with(&mark).len(), 1, "one copy");
+    zap.signal(libc::SIGTERM);
+    let (code, output) = zap.wait(SECONDS_30);
+    assert_eq!(code, 0, "{output}");
+}
