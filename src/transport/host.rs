@@ -154,8 +154,9 @@ impl Transport {
 }
 
 impl Link for LocalHost {
-    /// A local shell's pipes are read by tasks of their own: they hand the
-    /// output on through a channel.
+    /// A local shell's pipes are read where they are decoded; a
+    /// pseudo-terminal is read by a blocking thread, which hands its output
+    /// on through a channel.
     fn launch(
         &self,
         command: String,
@@ -164,8 +165,12 @@ impl Link for LocalHost {
         out: Box<dyn ChunkConsumer>,
     ) -> BoxFuture<'_, Result<(), TransportError>> {
         Box::pin(async move {
-            let tx = through_channel(out);
-            self.start_with(&command, stdin, pty, tx).await
+            if pty {
+                let tx = through_channel(out);
+                self.start_with(&command, stdin, true, tx).await
+            } else {
+                self.start_into(&command, stdin, None, out).await
+            }
         })
     }
 

@@ -9,9 +9,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
+use super::consumer::{ChunkConsumer, ChunkSender};
 use super::pty::LocalPty;
 use super::{Chunk, TransportError};
-use crate::model::{ExitInfo, Signal};
+use crate::model::{ExitInfo, Signal, Stream};
 
 /// Bytes read from a pipe at a time; also the largest chunk sent on.
 const READ_BUFFER: usize = 32 * 1024;
@@ -28,7 +29,8 @@ impl LocalHost {
         stdin: Vec<u8>,
         tx: mpsc::Sender<Chunk>,
     ) -> Result<(), TransportError> {
-        self.start_fed_or_not(command, stdin, None, tx).await
+        self.start_into(command, stdin, None, ChunkSender::new(tx))
+            .await
     }
 
     /// [`LocalHost::start`] whose stdin stays open after `stdin`: what
@@ -41,15 +43,21 @@ impl LocalHost {
         feed: mpsc::Receiver<Vec<u8>>,
         tx: mpsc::Sender<Chunk>,
     ) -> Result<(), TransportError> {
-        self.start_fed_or_not(command, stdin, Some(feed), tx).await
+        self.start_into(command, stdin, Some(feed), ChunkSender::new(tx))
+            .await
     }
 
-    async fn start_fed_or_not(
+    /// Starts `/bin/sh -c COMMAND` and hands its output to `out` where it
+    /// is read: one task reads both pipes and then waits for the exit, so a
+    /// job's output reaches its decoder with no other task or queue between.
+    /// `feed`, when given, keeps stdin open after `stdin` (see
+    /// [`LocalHost::start_fed`]).
+    pub async fn start_into(
         &self,
         command: &str,
         stdin: Vec<u8>,
         feed: Option<mpsc::Receiver<Vec<u8>>>,
-        tx: mpsc::Sender<Chunk>,
+        out: Box<dyn ChunkConsumer>,
     ) -> Result<(), TransportError> {
         let mut shell = Command::new("/bin/sh");
         shell
@@ -92,14 +100,17 @@ impl LocalHost {
             drop(input);
         });
         tokio::spawn(async move {
-            let out = forward(stdout, tx.clone(), Chunk::Stdout);
-            let err = forward(stderr, tx.clone(), Chunk::Stderr);
-            tokio::join!(out, err);
-            let exit = match child.wait().await {
-                Ok(status) => exit_info(status),
-                Err(_) => ExitInfo::Unknown,
-            };
-            let _ = tx.send(Chunk::Exit(exit)).await;
+            let mut out = out;
+            if read_both(stdout, stderr, out.as_mut()).await {
+                let exit = match child.wait().await {
+                    Ok(status) => exit_info(status),
+                    Err(_) => ExitInfo::Unknown,
+                };
+                if out.ready().await {
+                    out.take(Chunk::Exit(exit));
+                }
+            }
+            out.finish().await;
         });
         Ok(())
     }
@@ -222,20 +233,66 @@ impl LocalHost {
     }
 }
 
-async fn forward(
-    mut pipe: impl AsyncRead + Unpin,
-    tx: mpsc::Sender<Chunk>,
-    wrap: fn(Vec<u8>) -> Chunk,
-) {
-    let mut buffer = vec![0u8; READ_BUFFER];
-    loop {
-        match pipe.read(&mut buffer).await {
-            Ok(0) | Err(_) => return,
-            Ok(read) => {
-                if tx.send(wrap(buffer[..read].to_vec())).await.is_err() {
-                    return;
-                }
+/// Hands what `stdout` and `stderr` bring to `out`, in the order it is
+/// read, until both close. Reading waits while `out` is not ready, so a
+/// consumer that is behind slows the job down rather than growing a queue.
+/// `false` when nobody listens any more.
+async fn read_both(
+    stdout: impl AsyncRead + Unpin,
+    stderr: impl AsyncRead + Unpin,
+    out: &mut dyn ChunkConsumer,
+) -> bool {
+    let (mut stdout, mut stderr) = (Some(Pipe::new(stdout)), Some(Pipe::new(stderr)));
+    while stdout.is_some() || stderr.is_some() {
+        if !out.ready().await {
+            return false;
+        }
+        let (stream, read) = tokio::select! {
+            read = Pipe::read_from(&mut stdout) => (Stream::Stdout, read),
+            read = Pipe::read_from(&mut stderr) => (Stream::Stderr, read),
+        };
+        let closed = match (read, stream) {
+            (Some(data), Stream::Stdout) => {
+                out.take(Chunk::Stdout(data));
+                continue;
             }
+            (Some(data), Stream::Stderr) => {
+                out.take(Chunk::Stderr(data));
+                continue;
+            }
+            (None, stream) => stream,
+        };
+        match closed {
+            Stream::Stdout => stdout = None,
+            Stream::Stderr => stderr = None,
+        }
+    }
+    true
+}
+
+/// One of a shell's output pipes, with its buffer.
+struct Pipe<R> {
+    reader: R,
+    buffer: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin> Pipe<R> {
+    fn new(reader: R) -> Pipe<R> {
+        Pipe {
+            reader,
+            buffer: vec![0u8; READ_BUFFER],
+        }
+    }
+
+    /// The next bytes of `pipe`, or `None` once it closed (or failed);
+    /// never ready for a pipe already closed.
+    async fn read_from(pipe: &mut Option<Pipe<R>>) -> Option<Vec<u8>> {
+        let Some(pipe) = pipe.as_mut() else {
+            return std::future::pending().await;
+        };
+        match pipe.reader.read(&mut pipe.buffer).await {
+            Ok(0) | Err(_) => None,
+            Ok(read) => Some(pipe.buffer[..read].to_vec()),
         }
     }
 }
