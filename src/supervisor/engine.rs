@@ -16,8 +16,7 @@ use super::ledger::Leftover;
 use super::leftovers::{instance_marker, stop_leftover_command};
 use super::remedy::run_remedy;
 use super::signals::StopSignals;
-use super::state::{Applied, Change, Effect, Event, Interrupt, Mode, Outcome, Phase, State};
-use crate::action::Action;
+use super::state::{Applied, Effect, Event, Interrupt, Mode, Outcome, Phase, State};
 use crate::config::{Plan, RemedyPlace, StopScope};
 use crate::fixup::Guard;
 use crate::logs::LogHealth;
@@ -26,6 +25,9 @@ use crate::stats::{HostStats, spawn_poller};
 use crate::transport::TransportError;
 use crate::transport::host::Transport;
 use crate::words;
+
+pub use super::observer::{Observer, Observers};
+pub use super::requests::{NoRequests, Request, Requests, request_for_action};
 
 /// How many batches of events (each up to `BATCH_EVENTS`) may wait for the
 /// supervisor. A job that floods output is slowed down at its own channel
@@ -42,114 +44,6 @@ const POLLER_STOP_GRACE: Duration = Duration::from_secs(2);
 const RECONNECT_FIRST: Duration = Duration::from_secs(1);
 /// ... up to this between attempts.
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
-
-/// Whoever shows the supervision as it happens (headless lines, the log
-/// book, the ledger, the TUI): it acts on what changed, never on a copy of
-/// what it saw before.
-pub trait Observer {
-    /// What one batch of events changed, in order; `state` is as they left
-    /// it.
-    fn changes(&mut self, state: &State, changes: &[Change<'_>]);
-    /// A host's stats came in: figures changed, no phase did.
-    fn polled(&mut self, _state: &State) {}
-    /// A line of zap's own about the whole run (not one job).
-    fn note(&mut self, _text: &str) {}
-    /// A process group an earlier zap left was stopped (or found gone).
-    fn leftover_settled(&mut self, _leftover: &super::ledger::Leftover) {}
-    /// Called when no event is waiting: a good moment to flush output.
-    fn idle(&mut self) {}
-}
-
-/// Several observers, each told of every change in turn.
-pub struct Observers<'a>(pub Vec<&'a mut dyn Observer>);
-
-impl Observer for Observers<'_> {
-    fn changes(&mut self, state: &State, changes: &[Change<'_>]) {
-        for observer in &mut self.0 {
-            observer.changes(state, changes);
-        }
-    }
-
-    fn polled(&mut self, state: &State) {
-        for observer in &mut self.0 {
-            observer.polled(state);
-        }
-    }
-
-    fn note(&mut self, text: &str) {
-        for observer in &mut self.0 {
-            observer.note(text);
-        }
-    }
-
-    fn leftover_settled(&mut self, leftover: &super::ledger::Leftover) {
-        for observer in &mut self.0 {
-            observer.leftover_settled(leftover);
-        }
-    }
-
-    fn idle(&mut self) {
-        for observer in &mut self.0 {
-            observer.idle();
-        }
-    }
-}
-
-/// A request from outside the loop (the control socket, the TUI) answered
-/// with the state in hand.
-pub trait Requests {
-    /// Waits for the next request; `None` when there will be no more.
-    fn next(&mut self) -> impl std::future::Future<Output = Option<Request>> + Send;
-}
-
-/// Something the loop is asked to do by a front end.
-pub enum Request {
-    /// Apply `event` to every instance in `targets`.
-    Apply {
-        targets: Vec<InstanceId>,
-        event: Event,
-    },
-    /// Stop everything and end the loop.
-    ShutDown { reason: String },
-    /// Run `f` on the state (e.g. to answer `zap status`).
-    Inspect(Box<dyn FnOnce(&State) + Send>),
-}
-
-impl Requests for mpsc::Receiver<Request> {
-    async fn next(&mut self) -> Option<Request> {
-        self.recv().await
-    }
-}
-
-/// The request that carries out a job action of the shared vocabulary on
-/// `targets`, for the control socket and the TUI alike; `reason` is shown
-/// with the state it leads to. `None` for actions that only read.
-pub fn request_for_action(
-    action: &Action,
-    targets: Vec<InstanceId>,
-    reason: String,
-) -> Option<Request> {
-    let event = match action {
-        Action::Restart { .. } => Event::Restart { reason },
-        Action::Stop { .. } => Event::Stop {
-            reason,
-            counts_as_failure: false,
-        },
-        Action::Start { .. } => Event::Start,
-        Action::Down => return Some(Request::ShutDown { reason }),
-        Action::Status | Action::Logs { .. } => return None,
-    };
-    Some(Request::Apply { targets, event })
-}
-
-/// A `Requests` that never has any (`zap run`).
-pub struct NoRequests;
-
-impl Requests for NoRequests {
-    async fn next(&mut self) -> Option<Request> {
-        None
-    }
-}
 
 pub struct Options {
     /// `zap run --timeout`: stop and fail what still runs after this long.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::engine::Observer;
+use super::observer::Observer;
 use super::leftovers::instance_marker;
 use super::state::{self, State, What};
 use crate::config::StopScope;
