@@ -1,6 +1,8 @@
 //! Remote and local CPU and memory per job and host, from the hosts' process tables.
 //!
 //! - `parse`: the snapshot text the host-side poller (`poll.awk`) prints → [`Snapshot`];
+//! - `procstat`: one process's `/proc/PID/statm` and `stat` lines, which the
+//!   poller hands on unparsed → [`ProcSample`];
 //! - `frame`: cuts that output into snapshots by their nonce-carrying frame lines;
 //! - `poller`: one long-lived channel per host running `poll.awk`, this
 //!   machine included (through the local transport): one reader and one
@@ -14,6 +16,7 @@
 pub mod frame;
 pub mod parse;
 pub mod poller;
+pub mod procstat;
 pub mod rate;
 pub mod tree;
 

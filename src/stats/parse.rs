@@ -1,17 +1,20 @@
-//! Reads one snapshot printed by the host-side poller (`poll.awk`) into plain
-//! structs. Pure: no clock, no I/O.
+//! Reads the snapshots the host-side poller (`poll.awk`) prints into plain
+//! structs. No clock, no I/O; a [`SnapshotReader`] keeps the processes of
+//! its last snapshot, which the next one may name by pid alone.
 //!
 //! The text between the begin and end lines, one record per line, the tag
-//! first (`/proc` mode, then `ps` mode):
+//! first. The poller parses nothing: in `/proc` mode it hands on the lines
+//! of `/proc` as they are.
 //!
 //! ```text
 //! h proc TCK PAGE          clock ticks per second, page size in bytes
-//! u UPTIME                 /proc/uptime: seconds since boot
-//! l L1 L5 L15              /proc/loadavg
-//! c USER NICE SYSTEM IDLE IOWAIT IRQ SOFTIRQ STEAL ...   /proc/stat "cpu" line
+//! u LINE                   /proc/uptime
+//! l LINE                   /proc/loadavg
+//! c LINE                   the "cpu" line of /proc/stat
 //! n CPUS                   how many cpuN lines /proc/stat has
-//! m TOTAL_KB AVAILABLE_KB  /proc/meminfo
-//! P PID STATE PPID PGID SID UTIME STIME CUTIME CSTIME START RSS_PAGES COMM
+//! m LINE                   a line of /proc/meminfo, up to "Cached:"
+//! P STATM|STAT             /proc/PID/statm and /proc/PID/stat (see `procstat`)
+//! = PID                    a process whose stat line is as at the last poll
 //!
 //! h ps
 //! d EPOCH                  `date +%s`
@@ -19,13 +22,13 @@
 //! q PID PPID PGID STAT TIME ETIME RSS_KB COMM      a `ps -o` row
 //! ```
 //!
-//! CUTIME and CSTIME are what the process's reaped children used (fields 16
-//! and 17 of `/proc/PID/stat`): where the CPU time of children too short-lived
-//! for any poll to see goes (see `rate`).
-//!
-//! COMM is last so it may hold spaces and parentheses. A process line that
-//! cannot be read (the process vanished while the poller read it) is skipped
-//! and counted, never fatal: the rest of the snapshot is still good.
+//! A process line that cannot be read (the process vanished while the
+//! poller read it) is skipped and counted, never fatal: the rest of the
+//! snapshot is still good.
+
+use std::collections::HashMap;
+
+use super::procstat::{ProcLine, read_proc_line};
 
 use thiserror::Error;
 
@@ -96,6 +99,9 @@ pub struct Snapshot {
     pub mem_total: Option<u64>,
     pub mem_available: Option<u64>,
     pub processes: Vec<ProcSample>,
+    /// Kernel threads seen (left out of `processes`): the poller may stop
+    /// reading them.
+    pub kernel_threads: Vec<u32>,
     /// Process lines that could not be read and were left out.
     pub skipped: u32,
 }
@@ -114,13 +120,52 @@ pub enum ParseError {
     },
 }
 
-/// Reads a snapshot. Lines starting with `@@` (the begin and end frame
-/// lines) and lines with unknown tags are ignored, so the poller can learn
-/// new records without breaking an older reader.
+/// Reads a snapshot that names no process by pid alone (the first of a
+/// poller, or one from a test).
 pub fn parse_snapshot(text: &str) -> Result<Snapshot, ParseError> {
+    SnapshotReader::default().read(text)
+}
+
+/// Reads one poller's snapshots in order.
+#[derive(Debug, Default)]
+pub struct SnapshotReader {
+    /// The processes (and kernel threads) of the last snapshot read, by pid.
+    last: HashMap<u32, ProcLine>,
+}
+
+/// The lines of /proc/meminfo zap needs, in kB.
+#[derive(Debug, Default)]
+struct MemInfo {
+    total: Option<u64>,
+    free: u64,
+    available: Option<u64>,
+    buffers: u64,
+    cached: u64,
+}
+
+impl SnapshotReader {
+    /// Reads a snapshot. Lines starting with `@@` (the begin and end frame
+    /// lines) and lines with unknown tags are ignored, so the poller can
+    /// learn new records without breaking an older reader.
+    pub fn read(&mut self, text: &str) -> Result<Snapshot, ParseError> {
+        let mut seen = HashMap::with_capacity(self.last.len());
+        let snapshot = read_into(text, &self.last, &mut seen)?;
+        self.last = seen;
+        Ok(snapshot)
+    }
+}
+
+/// Reads `text`, taking processes named by pid alone from `last`, and
+/// putting every process read into `seen`.
+fn read_into(
+    text: &str,
+    last: &HashMap<u32, ProcLine>,
+    seen: &mut HashMap<u32, ProcLine>,
+) -> Result<Snapshot, ParseError> {
     let mut snapshot: Option<Snapshot> = None;
     let mut uptime: Option<f64> = None;
     let mut page_size = 0u64;
+    let mut memory = MemInfo::default();
     for (index, line) in text.lines().enumerate() {
         let number = index + 1;
         let bad = |reason| ParseError::BadLine {
@@ -158,6 +203,7 @@ pub fn parse_snapshot(text: &str) -> Result<Snapshot, ParseError> {
                 mem_total: None,
                 mem_available: None,
                 processes: Vec::new(),
+                kernel_threads: Vec::new(),
                 skipped: 0,
             });
             continue;
@@ -176,15 +222,18 @@ pub fn parse_snapshot(text: &str) -> Result<Snapshot, ParseError> {
                 let cores = number_field(Some(rest)).ok_or_else(|| bad("bad cpu count"))?;
                 snapshot.cores = u32::try_from(cores).ok().filter(|&cores| cores > 0);
             }
-            "m" => {
-                let mut fields = rest.split_whitespace();
-                let total = number_field(fields.next()).ok_or_else(|| bad("bad memory"))?;
-                let available = number_field(fields.next()).ok_or_else(|| bad("bad memory"))?;
-                snapshot.mem_total = Some(total * 1024);
-                snapshot.mem_available = Some(available * 1024);
-            }
-            "P" => match proc_line(rest, page_size) {
-                Some(sample) => snapshot.processes.push(sample),
+            "m" => memory.take(rest).ok_or_else(|| bad("bad memory line"))?,
+            "P" => match read_proc_line(rest, page_size) {
+                Some(line) => snapshot.take(line, seen),
+                None => snapshot.skipped += 1,
+            },
+            "=" => match rest
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .and_then(|pid| last.get(&pid))
+            {
+                Some(line) => snapshot.take(line.clone(), seen),
                 None => snapshot.skipped += 1,
             },
             "d" => {
@@ -204,11 +253,52 @@ pub fn parse_snapshot(text: &str) -> Result<Snapshot, ParseError> {
         }
     }
     let mut snapshot = snapshot.ok_or(ParseError::NoHeader)?;
+    if let Some(total) = memory.total {
+        let available = memory
+            .available
+            // MemAvailable exists since Linux 3.14; before it, estimate it.
+            .unwrap_or(memory.free + memory.buffers + memory.cached);
+        snapshot.mem_total = Some(total * 1024);
+        snapshot.mem_available = Some(available * 1024);
+    }
     if snapshot.source == Source::Proc {
         // Starts are in ticks since boot: put "now" on the same timeline.
         snapshot.now = uptime.map(|seconds| (seconds * snapshot.clock_ticks as f64).round() as u64);
     }
     Ok(snapshot)
+}
+
+impl Snapshot {
+    /// Takes in one process (or kernel thread), remembering it in `seen`.
+    fn take(&mut self, line: ProcLine, seen: &mut HashMap<u32, ProcLine>) {
+        match &line {
+            ProcLine::Process(sample) => {
+                seen.insert(sample.pid, line.clone());
+                self.processes.push(sample.clone());
+            }
+            ProcLine::KernelThread(pid) => {
+                seen.insert(*pid, line.clone());
+                self.kernel_threads.push(*pid);
+            }
+        }
+    }
+}
+
+impl MemInfo {
+    /// Takes one `Key:   VALUE kB` line; `None` when it is not one.
+    fn take(&mut self, line: &str) -> Option<()> {
+        let (key, value) = line.split_once(':')?;
+        let kb: u64 = value.split_whitespace().next()?.parse().ok()?;
+        match key.trim() {
+            "MemTotal" => self.total = Some(kb),
+            "MemFree" => self.free = kb,
+            "MemAvailable" => self.available = Some(kb),
+            "Buffers" => self.buffers = kb,
+            "Cached" => self.cached = kb,
+            _ => {}
+        }
+        Some(())
+    }
 }
 
 /// `ps` fields are read in hundredths of a second.
@@ -232,6 +322,7 @@ fn load(rest: &str) -> Option<[f64; 3]> {
 /// steal (guest time is already inside user). Busy is all but idle and
 /// iowait, as top counts it.
 fn cpu_times(rest: &str) -> Option<HostCpu> {
+    let rest = rest.trim_start().strip_prefix("cpu ")?;
     let fields: Vec<u64> = rest
         .split_whitespace()
         .take(8)
@@ -262,42 +353,6 @@ fn fields_then_rest(line: &str, count: usize) -> Option<(Vec<&str>, &str)> {
         rest = rest[end..].trim_start_matches(' ');
     }
     Some((fields, rest))
-}
-
-/// `PID STATE PPID PGID SID UTIME STIME CUTIME CSTIME START RSS_PAGES
-/// COMM`, one space apart (awk's output separator). The comm is what stat
-/// had inside its outermost parentheses, spaces and all, even leading ones.
-fn proc_line(rest: &str, page_size: u64) -> Option<ProcSample> {
-    let mut fields = rest.splitn(12, ' ');
-    let mut next = || fields.next().filter(|field| !field.is_empty());
-    let pid: u32 = next()?.parse().ok().filter(|&pid| pid > 0)?;
-    let mut state = next()?.chars();
-    let (Some(state), None) = (state.next(), state.next()) else {
-        return None;
-    };
-    let ppid = next()?.parse().ok()?;
-    let pgid = next()?.parse().ok()?;
-    let sid = next()?.parse().ok()?;
-    let utime: u64 = next()?.parse().ok()?;
-    let stime: u64 = next()?.parse().ok()?;
-    let cutime: u64 = next()?.parse().ok()?;
-    let cstime: u64 = next()?.parse().ok()?;
-    let children_ticks = Some(cutime.checked_add(cstime)?);
-    let start = next()?.parse().ok()?;
-    let rss_pages: u64 = next()?.parse().ok()?;
-    let comm = fields.next().unwrap_or("").to_string();
-    Some(ProcSample {
-        pid,
-        ppid,
-        pgid,
-        sid,
-        state,
-        comm,
-        cpu_ticks: utime.checked_add(stime)?,
-        children_ticks,
-        start,
-        rss_bytes: rss_pages.saturating_mul(page_size),
-    })
 }
 
 /// A `ps -o pid=,ppid=,pgid=,stat=,time=,etime=,rss=,comm=` row, and how
@@ -362,12 +417,35 @@ fn uptime_load(line: &str) -> Option<[f64; 3]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::procstat::proc_line_text;
 
-    const HEAD: &str = "h proc 100 4096\nu 1000.50\nl 0.10 0.20 0.30\n\
-                        c 100 5 50 800 40 0 5 0 0 0\nn 2\nm 2048 1024\n";
+    /// Host lines as /proc has them.
+    const HEAD: &str = "h proc 100 4096\nu 1000.50 1900.20\nl 0.10 0.20 0.30 1/234 5678\n\
+                        c cpu  100 5 50 800 40 0 5 0 0 0\nn 2\n\
+                        m MemTotal:        2048 kB\nm MemFree:          512 kB\n\
+                        m MemAvailable:    1024 kB\nm Buffers:          128 kB\nm Cached:           256 kB\n";
 
     fn one(line: &str) -> Snapshot {
         parse_snapshot(&format!("{HEAD}{line}\n")).expect("parses")
+    }
+
+    fn sample(pid: u32, comm: &str) -> ProcSample {
+        ProcSample {
+            pid,
+            ppid: 1,
+            pgid: pid,
+            sid: pid,
+            state: 'S',
+            comm: comm.into(),
+            cpu_ticks: 7,
+            children_ticks: Some(300),
+            start: 1000,
+            rss_bytes: 25 * 4096,
+        }
+    }
+
+    fn p_line(sample: &ProcSample) -> String {
+        format!("P {}", proc_line_text(sample, 4096, 0))
     }
 
     #[test]
@@ -391,63 +469,52 @@ mod tests {
     }
 
     #[test]
-    fn a_comm_keeps_its_spaces_and_parentheses() {
-        let p = &one("P 42 S 1 42 42 3 4 0 0 1000 25 a b) (c").processes[0];
-        assert_eq!((p.pid, p.ppid, p.pgid, p.sid), (42, 1, 42, 42));
-        assert_eq!((p.cpu_ticks, p.start, p.rss_bytes), (7, 1000, 25 * 4096));
-        assert_eq!(p.comm, "a b) (c");
-        assert_eq!(
-            one("P 42 S 1 42 42 0 0 0 0 1 1  lead").processes[0].comm,
-            " lead"
-        );
-        assert_eq!(one("P 42 S 1 42 42 0 0 0 0 1 1 ").processes[0].comm, "");
+    fn without_mem_available_the_free_buffers_and_cache_stand_for_it() {
+        let old = HEAD.replace("m MemAvailable:    1024 kB\n", "");
+        let snapshot = parse_snapshot(&old).expect("parses");
+        assert_eq!(snapshot.mem_available, Some((512 + 128 + 256) * 1024));
     }
 
     #[test]
-    fn process_lines_carry_the_reaped_childrens_time() {
-        let p = &one("P 42 S 1 42 42 3 4 250 50 1000 25 a b) (c").processes[0];
-        assert_eq!((p.cpu_ticks, p.children_ticks), (7, Some(300)));
-        assert_eq!((p.start, p.rss_bytes), (1000, 25 * 4096));
-        assert_eq!(p.comm, "a b) (c");
-        // A line without the children's times is not one the poller prints.
-        for line in [
-            "P 42 S 1 42 42 3 4 1000 25 sh",
-            "P 42 S 1 42 42 3 4 250",
-            "P 42 S 1 42 42 3 4 x 50 1000 25 sh",
-        ] {
-            let snapshot = parse_snapshot(&format!("{HEAD}{line}\n")).expect("survives");
-            assert_eq!(
-                (snapshot.processes.len(), snapshot.skipped),
-                (0, 1),
-                "{line}"
-            );
-        }
+    fn process_lines_read_as_written_and_a_known_one_by_its_pid() {
+        let (a, b) = (sample(42, "a b) (c"), sample(43, " lead"));
+        let mut reader = SnapshotReader::default();
+        let first = reader
+            .read(&format!("{HEAD}{}\n{}\n", p_line(&a), p_line(&b)))
+            .expect("parses");
+        assert_eq!(first.processes, [a.clone(), b.clone()]);
+        // The next poll names 42 by its pid alone; 43 is gone.
+        let second = reader.read(&format!("{HEAD}= 42\n")).expect("parses");
+        assert_eq!(second.processes, std::slice::from_ref(&a));
+        // Only the last snapshot's processes are remembered.
+        let third = reader.read(&format!("{HEAD}= 42\n= 43\n")).expect("parses");
+        assert_eq!((third.processes, third.skipped), (vec![a], 1));
+    }
+
+    #[test]
+    fn kernel_threads_are_left_out_and_listed() {
+        let kthread = sample(2, "kthreadd");
+        let line = format!("P {}", proc_line_text(&kthread, 4096, 0x0020_0000));
+        let mut reader = SnapshotReader::default();
+        let first = reader.read(&format!("{HEAD}{line}\n")).expect("parses");
+        assert!(first.processes.is_empty());
+        assert_eq!(first.kernel_threads, [2]);
+        let second = reader.read(&format!("{HEAD}= 2\n")).expect("parses");
+        assert_eq!((second.kernel_threads, second.skipped), (vec![2], 0));
     }
 
     #[test]
     fn vanished_and_broken_process_lines_are_skipped_not_fatal() {
-        for line in [
-            "P",
-            "P 43",
-            "P 43 S 1 43 43 0 0",
-            "P x S 1 43 43 0 0 0 0 1 1 sh",
-            "P 43 SS 1 43 43 0 0 0 0 1 1 sh",
-            "P 0 S 1 43 43 0 0 0 0 1 1 sh",
-        ] {
-            let snapshot = parse_snapshot(&format!("{HEAD}P 1 S 0 1 1 0 0 0 0 1 1 init\n{line}\n"))
-                .expect("the snapshot survives");
+        let good = p_line(&sample(1, "init"));
+        for line in ["P", "P 43", "P 1 2 3|43 (x) S 1 43", "= x", "= 99"] {
+            let snapshot =
+                parse_snapshot(&format!("{HEAD}{good}\n{line}\n")).expect("the snapshot survives");
             assert_eq!(
                 (snapshot.processes.len(), snapshot.skipped),
                 (1, 1),
                 "{line}"
             );
         }
-    }
-
-    #[test]
-    fn zombies_are_processes_without_memory() {
-        let p = &one("P 44 Z 43 43 43 1 0 0 0 500 0 defunct thing").processes[0];
-        assert_eq!((p.state, p.rss_bytes), ('Z', 0));
     }
 
     #[test]
@@ -460,15 +527,13 @@ mod tests {
     #[test]
     fn a_bad_header_or_host_line_fails_the_snapshot() {
         assert_eq!(parse_snapshot(""), Err(ParseError::NoHeader));
-        assert_eq!(
-            parse_snapshot("P 1 S 0 1 1 0 0 0 0 1 1 x\n"),
-            Err(ParseError::NoHeader)
-        );
+        assert_eq!(parse_snapshot("= 1\n"), Err(ParseError::NoHeader));
         assert!(parse_snapshot("h proc 0 4096\n").is_err());
         assert!(parse_snapshot("h bsd\n").is_err());
         assert!(parse_snapshot("h proc 100 4096\nu soon\n").is_err());
         assert!(parse_snapshot("h proc 100 4096\nl 1 2\n").is_err());
-        assert!(parse_snapshot("h proc 100 4096\nm 1\n").is_err());
+        assert!(parse_snapshot("h proc 100 4096\nc 1 2 3 4\n").is_err());
+        assert!(parse_snapshot("h proc 100 4096\nm MemTotal: lots\n").is_err());
         // Frame lines and unknown tags are not the parser's business.
         assert!(parse_snapshot("@@zapstats:x:begin 1 2\nh proc 100 4096\nz new\n").is_ok());
     }

@@ -6,6 +6,10 @@
 # starts one process per poll (an sh), never one per pid. Measured by
 # bench/stats-cost.
 #
+# It parses nothing: it hands on the lines of /proc as they are, tagged,
+# and zap reads them (src/stats/procstat.rs). A process whose stat line is
+# as at the last poll is named by its pid alone ("= PID"): zap still has it.
+#
 # Variables (-v): nonce, fed (1: poll once per line read from stdin, which
 # zap writes every interval, and end at EOF; 0: poll every `every` seconds),
 # every, polls (0 = forever), mode (proc | ps), tck and page (getconf
@@ -72,47 +76,39 @@ function first_line(file,   line) {
     return line
 }
 
-function host_figures(   file, line, f, cpus, total, avail, free, buffers, cached) {
-    split(first_line(root "/uptime"), f, " ")
-    print "u", f[1]
-    split(first_line(root "/loadavg"), f, " ")
-    print "l", f[1], f[2], f[3]
+function host_figures(   file, line, cpus) {
+    print "u", first_line(root "/uptime")
+    print "l", first_line(root "/loadavg")
     # The cpu lines come first; the rest of /proc/stat (intr) is long.
     file = root "/stat"
     cpus = 0
     while ((getline line < file) > 0) {
-        if (line ~ /^cpu /) { sub(/^cpu +/, "", line); print "c", line }
+        if (line ~ /^cpu /) print "c", line
         else if (line ~ /^cpu[0-9]/) cpus++
         else break
     }
     close(file)
     print "n", cpus
-    # MemAvailable exists since Linux 3.14; before it, estimate it.
+    # MemTotal, MemFree, MemAvailable (since Linux 3.14), Buffers, Cached
+    # come first, in that order; zap needs no more.
     file = root "/meminfo"
-    total = ""; avail = ""; free = 0; buffers = 0; cached = 0
     while ((getline line < file) > 0) {
-        split(line, f, " ")
-        if (f[1] == "MemTotal:") total = f[2]
-        else if (f[1] == "MemFree:") free = f[2]
-        else if (f[1] == "Buffers:") buffers = f[2]
-        else if (f[1] == "Cached:") cached = f[2]
-        else if (f[1] == "MemAvailable:") { avail = f[2]; break }
+        print "m", line
+        if (line ~ /^Cached:/) break
     }
     close(file)
-    if (avail == "") avail = free + buffers + cached
-    print "m", total, avail
 }
 
 # /proc/PID/stat for every process, and /proc/PID/statm for the precise
 # resident size (the rss field of stat is an approximate counter on recent
-# kernels, off by up to hundreds of KB).
+# kernels, off by up to hundreds of KB), as "P STATM|STAT".
 #
 # Most processes sleep: their stat line is the same as at the last poll
 # (they have not run, so their CPU time, faults and memory have not moved,
-# and they were not reparented), and so is their output line, which is
-# printed again without parsing or reading statm. Every `refresh` polls
-# (staggered by pid) each one is read afresh, to catch pages reclaimed
-# from a sleeping process.
+# and they were not reparented): "= PID" says so, without reading statm.
+# Every `refresh` polls (staggered by pid) each one is read afresh, to catch
+# pages reclaimed from a sleeping process. Kernel threads are told apart by
+# zap, which asks for them to be skipped like any process outside the jobs.
 #
 # Processes new since the last poll are read by one grep, not by getline:
 # a process may end between the opening of its file and the reading,
@@ -136,10 +132,6 @@ function proc_table(   cmd, list, n, dirs, i, dir, file, s, line, p, fresh, fres
         dir = dirs[i]
         if (i == 1 || dir == own) continue
         p = substr(dir, length(root) + 2)
-        fresh = (seq + p) % refresh == 0
-        # A kernel thread is never part of a job: it is left out. Real
-        # hosts have hundreds of them.
-        if ((p in kernel) && !fresh) { kernel[p] = seq; continue }
         if (p in skip) { skip[p] = seq; continue }
         if (!(p in seen)) {
             fresh_files = fresh_files " " dir "/stat " dir "/statm"
@@ -154,12 +146,13 @@ function proc_table(   cmd, list, n, dirs, i, dir, file, s, line, p, fresh, fres
         if (length(s) < 100) while ((getline line < file) > 0) s = s " " line
         close(file)
         if (s == "") continue
+        fresh = (seq + p) % refresh == 0
         if ((p in last_stat) && last_stat[p] == s && !fresh) {
-            print last_out[p]
+            print "=", p
             seen[p] = seq
             continue
         }
-        take(p, s, "")
+        take(p, s, first_line(dir "/statm"))
     }
     if (fresh_files != "") {
         split("", stat)
@@ -184,40 +177,16 @@ function proc_table(   cmd, list, n, dirs, i, dir, file, s, line, p, fresh, fres
             if (p in stat) take(p, stat[p], (p in statm) ? statm[p] : "")
         }
     }
-    for (p in kernel) if (kernel[p] != seq) delete kernel[p]
     for (p in skip) if (skip[p] != seq) delete skip[p]
-    for (p in seen) if (seen[p] != seq) { delete seen[p]; delete last_stat[p]; delete last_out[p] }
+    for (p in seen) if (seen[p] != seq) { delete seen[p]; delete last_stat[p] }
     return cmd
 }
 
-# Parses the stat line `s` of process `p` and prints its process line;
-# `statm` is its statm line when already read.
-function take(p, s, statm,   open, c, a, tail, comm, k, f, res, out) {
-    # The comm is inside the outermost parens: up to the LAST ")".
-    # (Splitting on ")" costs a third of a regular expression.)
-    open = index(s, "(")
-    c = split(s, a, ")")
-    if (open < 2 || c < 2) return
-    tail = a[c]
-    comm = substr(s, open + 1, length(s) - length(tail) - open - 1)
-    # The fields up to rss (the 22nd after the comm) fit in 160
-    # characters but for huge counters: split the rest only then.
-    k = split(substr(tail, 1, 160), a, " ")
-    if (k < 23) { k = split(tail, a, " "); if (k < 22) return }
-    # No memory and not a zombie: a kernel thread.
-    if (a[21] == 0 && a[1] != "Z") { kernel[p] = seq; return }
-    if (a[21] == 0) res = 0
-    else {
-        if (statm == "") statm = first_line(root "/" p "/statm")
-        split(statm, f, " ")
-        res = f[2] == "" ? a[22] : f[2]
-    }
-    # utime stime cutime cstime: the last two are the CPU time of the
-    # reaped children, where children too short for any poll to see go.
-    out = "P " p " " a[1] " " a[2] " " a[3] " " a[4] " " a[12] " " a[13] " " a[14] " " a[15] " " a[20] " " res " " comm
-    print out
+# Prints process `p`: its statm line (empty when it could not be read),
+# then its stat line `s`, as read.
+function take(p, s, statm) {
+    print "P " statm "|" s
     last_stat[p] = s
-    last_out[p] = out
     seen[p] = seq
 }
 

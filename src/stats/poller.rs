@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use super::HostStats;
 use super::frame::Framer;
-use super::parse::{Snapshot, parse_snapshot};
+use super::parse::{Snapshot, SnapshotReader};
 use super::rate::measure;
 use super::tree::pids_in_jobs;
 use crate::model::{HostName, Signal};
@@ -238,6 +238,8 @@ async fn poll_channel(
         };
     }
     let mut framer = Framer::new(&nonce);
+    // A new host-side poller names no process by pid alone at first.
+    let mut reader = SnapshotReader::default();
     let mut stderr = Vec::new();
     let mut previous: Option<(Snapshot, std::time::Instant)> = None;
     let mut snapshots = 0u64;
@@ -251,7 +253,7 @@ async fn poll_channel(
                 Some(Chunk::Stdout(data)) => {
                     for body in framer.push(&data) {
                         let at = std::time::Instant::now();
-                        let snapshot = match parse_snapshot(&body) {
+                        let snapshot = match reader.read(&body) {
                             Ok(snapshot) => snapshot,
                             Err(error) => {
                                 stop_host_side(transport, framer.pid()).await;
@@ -340,7 +342,9 @@ impl Skips {
         for process in &snapshot.processes {
             self.skipped.remove(&process.pid);
         }
-        for pid in settled_outside(snapshot, stats, shells) {
+        // Kernel threads are never part of a job: skipped at once.
+        let kernel = snapshot.kernel_threads.iter().copied();
+        for pid in kernel.chain(settled_outside(snapshot, stats, shells)) {
             if self.skipped.insert(pid) {
                 self.news.push(pid);
             }
@@ -472,11 +476,13 @@ mod tests {
         )
     }
 
+    /// Every snapshot of one poller's output, read in order as zap does.
     fn snapshots(nonce: &str, stdout: &str) -> Vec<Snapshot> {
+        let mut reader = SnapshotReader::default();
         Framer::new(nonce)
             .push(stdout.as_bytes())
             .iter()
-            .map(|body| parse_snapshot(body).expect("a readable snapshot"))
+            .map(|body| reader.read(body).expect("a readable snapshot"))
             .collect()
     }
 
@@ -575,6 +581,7 @@ mod tests {
         stdout: std::io::BufReader<std::process::ChildStdout>,
         nonce: String,
         polls: u64,
+        reader: SnapshotReader,
     }
 
     impl Driven {
@@ -590,6 +597,7 @@ mod tests {
                 stdout,
                 nonce: script.nonce,
                 polls: 0,
+                reader: SnapshotReader::default(),
             }
         }
 
@@ -612,9 +620,10 @@ mod tests {
                     break;
                 }
             }
-            let taken = snapshots(&self.nonce, &text);
-            assert_eq!(taken.len(), 1, "{text}");
-            let mut pids: Vec<u32> = taken[0].processes.iter().map(|p| p.pid).collect();
+            let bodies = Framer::new(&self.nonce).push(text.as_bytes());
+            assert_eq!(bodies.len(), 1, "{text}");
+            let taken = self.reader.read(&bodies[0]).expect("a readable snapshot");
+            let mut pids: Vec<u32> = taken.processes.iter().map(|p| p.pid).collect();
             pids.sort_unstable();
             pids
         }
@@ -694,6 +703,7 @@ mod tests {
                     rss_bytes: 0,
                 })
                 .collect(),
+            kernel_threads: Vec::new(),
             skipped: 0,
         };
         let old = 100_000 - 11 * 100;

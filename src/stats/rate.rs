@@ -253,6 +253,7 @@ mod tests {
             mem_total: Some(1000),
             mem_available: Some(400),
             processes,
+            kernel_threads: Vec::new(),
             skipped: 0,
         }
     }

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::observer::Observer;
 use super::leftovers::instance_marker;
+use super::observer::Observer;
 use super::state::{self, State, What};
 use crate::config::StopScope;
 use crate::model::{HostName, InstanceId};
