@@ -576,3 +576,108 @@ fn a_run_timeout_ends_on_time_though_escaped_children_hold_the_output() {
     assert!(out.stdout.contains("timed out after 5s"), "{}", out.stdout);
     assert_eq!(gone_everywhere(&["n1", "n2"], &mark), Vec::<String>::new());
 }
+
+/// n1's keys, as the fleet's known_hosts holds them: `(type, base64)`.
+fn n1_keys() -> Vec<(String, String)> {
+    let known = std::fs::read_to_string(fleet_state().join("known_hosts")).expect("known_hosts");
+    known
+        .lines()
+        .filter(|line| line.starts_with("[127.0.0.1]:2201 "))
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace().skip(1);
+            Some((fields.next()?.to_string(), fields.next()?.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn known_hosts_verdicts_agree_with_openssh() {
+    let keys = n1_keys();
+    assert!(!keys.is_empty(), "the fleet's known_hosts knows n1");
+    let lines = |host: &str| -> String {
+        keys.iter()
+            .map(|(kind, key)| format!("{host} {kind} {key}\n"))
+            .collect()
+    };
+    let revoked: String = keys
+        .iter()
+        .map(|(kind, key)| format!("@revoked [127.0.0.1]:2201 {kind} {key}\n"))
+        .collect();
+    // (case, known_hosts text, what OpenSSH 9.2 does): OpenSSH decides, zap
+    // must agree; the expectation guards against both failing for another
+    // reason.
+    let cases = [
+        ("plain", lines("[127.0.0.1]:2201"), true),
+        (
+            "revoked beside a plain line",
+            format!("{}{revoked}", lines("[127.0.0.1]:2201")),
+            false,
+        ),
+        ("wildcard", lines("[127.0.0.*]:2201"), true),
+        ("question mark", lines("[127.0.0.?]:2201"), true),
+        (
+            "negated",
+            lines("[127.0.0.*]:2201,![127.0.0.1]:2201"),
+            false,
+        ),
+        ("other port", lines("[127.0.0.1]:2202"), false),
+        (
+            "tabs and a comment",
+            lines("# fleet\n[127.0.0.1]:2201").replace(' ', "\t"),
+            true,
+        ),
+    ];
+    for (case, text, connects) in cases {
+        let fixture = Fixture::fleet();
+        let known = fixture.write("known_hosts", &text);
+        let ssh = Process::new("ssh")
+            .arg("-F")
+            .arg(fleet_state().join("ssh_config"))
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", known.display()))
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-p",
+                "2201",
+                "root@127.0.0.1",
+                "true",
+            ])
+            .output()
+            .expect("ssh");
+        let hosts = common::fleet_hosts_toml().replace(
+            &format!("{}/known_hosts", fleet_state().display()),
+            &known.display().to_string(),
+        );
+        fixture.write("hosts.toml", &hosts);
+        fixture.write(
+            "jobs/web.toml",
+            "[jobs.a]\nhost = \"n1\"\nsteps = [\"true\"]\n",
+        );
+        let zap = run(fixture.zap(&["run"]));
+        let ssh_says = String::from_utf8_lossy(&ssh.stderr).to_string();
+        assert_eq!(
+            ssh.status.success(),
+            connects,
+            "{case}: ssh says {ssh_says}"
+        );
+        assert_eq!(
+            zap.code == 0,
+            ssh.status.success(),
+            "{case}: ssh {:?} ({ssh_says}), zap {}:\n{}",
+            ssh.status.code(),
+            zap.code,
+            zap.stdout
+        );
+        if case.starts_with("revoked") {
+            assert!(ssh_says.contains("revoked"), "{case}: {ssh_says}");
+            assert_eq!(zap.code, 3, "{}", zap.stdout);
+            assert!(
+                zap.stdout.contains("REVOKED") && zap.stdout.contains("line "),
+                "{}",
+                zap.stdout
+            );
+        }
+    }
+}

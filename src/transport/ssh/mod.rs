@@ -11,6 +11,7 @@
 mod auth;
 mod channel;
 mod connect;
+mod known_hosts;
 mod resolve;
 mod verify;
 

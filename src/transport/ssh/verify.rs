@@ -6,12 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use russh::client::{self, DisconnectReason};
-use russh::keys::known_hosts::{
-    check_known_hosts_path, known_host_keys_path, learn_known_hosts_path,
-};
+use russh::keys::known_hosts::learn_known_hosts_path;
 use russh::keys::{self, Algorithm, HashAlg, PublicKey, PublicKeyOrCertificate};
 use thiserror::Error;
 
+use super::known_hosts::{self, Verdict};
 use super::resolve::{Target, display_path};
 use crate::config::HostKeyCheck;
 
@@ -128,9 +127,19 @@ pub fn check_host_key(
     let name = known_hosts_name(host, port);
     let shown_file = display_path(file);
     let offered = describe_key(key);
-    match check_known_hosts_path(host, port, key, file) {
-        Ok(true) => Ok(()),
-        Ok(false) => match check {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(error) => return Err(format!("cannot read known_hosts {shown_file}: {error}")),
+    };
+    match known_hosts::verdict(&text, &name, key) {
+        Verdict::Known => Ok(()),
+        // Under every check, accept-new too: ssh never accepts it either.
+        Verdict::Revoked { line } => Err(format!(
+            "the host key of {name} is REVOKED (known_hosts {shown_file} line {line}): the server \
+             offers {offered}, which must never be accepted; refusing to connect"
+        )),
+        Verdict::Unknown => match check {
             HostKeyCheck::AcceptNew => learn(host, port, key, file).map_err(|error| {
                 format!("cannot add the host key for {name} to {shown_file}: {error}")
             }),
@@ -153,15 +162,11 @@ pub fn check_host_key(
                 ))
             }
         },
-        Err(keys::Error::KeyChanged { line }) => {
-            let line = physical_line(file, line);
-            Err(format!(
-                "HOST KEY CHANGED for {name} (known_hosts {shown_file} line {line}) — possible \
+        Verdict::Changed { line } => Err(format!(
+            "HOST KEY CHANGED for {name} (known_hosts {shown_file} line {line}) — possible \
                  man-in-the-middle; the server now offers {offered}; remove the old entry if \
                  the change is expected (ssh-keygen -R '{name}' -f {shown_file})"
-            ))
-        }
-        Err(error) => Err(format!("cannot read known_hosts {shown_file}: {error}")),
+        )),
     }
 }
 
@@ -198,8 +203,8 @@ pub fn preferred_key_algorithms(known: &[PublicKey]) -> Vec<Algorithm> {
 /// Keys known_hosts holds for `host:port`; none when it cannot be read (the
 /// check during the handshake reports that).
 pub fn known_keys(host: &str, port: u16, file: &Path) -> Vec<PublicKey> {
-    known_host_keys_path(host, port, file)
-        .map(|keys| keys.into_iter().map(|(_, key)| key).collect())
+    std::fs::read_to_string(file)
+        .map(|text| known_hosts::keys_for(&text, &known_hosts_name(host, port)))
         .unwrap_or_default()
 }
 
@@ -260,19 +265,6 @@ fn keyscan_command(host: &str, port: u16, file: &str) -> String {
     }
 }
 
-/// russh numbers known_hosts lines without counting `#` comments; users and
-/// editors count every line.
-fn physical_line(file: &Path, russh_line: usize) -> usize {
-    let Ok(text) = std::fs::read_to_string(file) else {
-        return russh_line;
-    };
-    text.split_inclusive('\n')
-        .enumerate()
-        .filter(|(_, line)| !line.starts_with('#'))
-        .nth(russh_line.saturating_sub(1))
-        .map_or(russh_line, |(index, _)| index + 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,6 +314,24 @@ mod tests {
             assert!(error.contains(" line 4)"), "{error}");
             assert!(error.contains("man-in-the-middle"), "{error}");
         }
+    }
+
+    #[test]
+    fn a_revoked_key_is_refused_under_every_check_and_never_learned() {
+        let text = format!(
+            "[127.0.0.1]:2201 ssh-ed25519 {KEY_A}\n@revoked [127.0.0.1]:2201 ssh-ed25519 {KEY_A}\n"
+        );
+        let known = file(&text);
+        for check in [HostKeyCheck::Strict, HostKeyCheck::AcceptNew] {
+            let error = check_host_key("127.0.0.1", 2201, &key(KEY_A), known.path(), check, None)
+                .expect_err("revoked");
+            assert!(
+                error.contains("REVOKED") && error.contains(" line 2)"),
+                "{error}"
+            );
+        }
+        assert_eq!(std::fs::read_to_string(known.path()).expect("read"), text);
+        assert!(known_keys("127.0.0.1", 2201, known.path()).is_empty());
     }
 
     #[test]
