@@ -199,9 +199,28 @@ fn read_host(
     }
 
     let address = table.require("address", errors, |n, errors| {
-        n.non_blank_str("address", errors).map(str::to_string)
+        let text = n.non_blank_str("address", errors)?;
+        match split_address(text) {
+            Ok(split) => Some(split),
+            Err(reason) => {
+                errors.at(&n.spot(), reason);
+                None
+            }
+        }
     });
     let port = table.read("port", None, |n| n.integer_in(1..=65_535, errors).map(Some));
+    // A port in the address stands for `port`; both, and they must agree.
+    let (address, port) = match (address, port) {
+        (Some((_, Some(in_address))), Some(Some(port))) if in_address != port => {
+            errors.at(
+                &table.spot(),
+                format!("the address says port {in_address} and port says {port}: keep one"),
+            );
+            (None, None)
+        }
+        (Some((address, in_address)), Some(port)) => (Some(address), Some(port.or(in_address))),
+        (address, port) => (address.map(|(address, _)| address), port),
+    };
     let user = table.read("user", defaults.user.clone(), |n| {
         n.non_blank_str("user", errors)
             .map(|user| Some(user.to_string()))
@@ -266,6 +285,43 @@ fn path(node: &Node<'_, '_>, base: &PathBase<'_>, errors: &mut Errors<'_>) -> Op
         Err(reason) => {
             errors.at(&node.spot(), reason);
             None
+        }
+    }
+}
+
+/// An address as ssh takes it: a name, an IPv4 or IPv6 literal, the latter
+/// bracketed or not, and `[ADDRESS]:PORT` or `NAME:PORT` with its port.
+pub fn split_address(text: &str) -> Result<(String, Option<u16>), String> {
+    let text = text.trim();
+    let port_of = |port: &str| {
+        port.parse::<u16>()
+            .ok()
+            .filter(|&port| port > 0)
+            .ok_or_else(|| format!("\"{port}\" is not a port (1 to 65535)"))
+    };
+    if let Some(rest) = text.strip_prefix('[') {
+        let Some((inside, after)) = rest.split_once(']') else {
+            return Err("an address opened with [ needs its ]: [ADDRESS] or [ADDRESS]:PORT".into());
+        };
+        if inside.is_empty() {
+            return Err("nothing between [ and ]".into());
+        }
+        return match after {
+            "" => Ok((inside.to_string(), None)),
+            _ => match after.strip_prefix(':') {
+                Some(port) => Ok((inside.to_string(), Some(port_of(port)?))),
+                None => Err(format!(
+                    "\"{after}\" after ]: write [ADDRESS] or [ADDRESS]:PORT"
+                )),
+            },
+        };
+    }
+    match text.matches(':').count() {
+        // A bare IPv6 literal: all of it is the address.
+        0 | 2.. => Ok((text.to_string(), None)),
+        _ => {
+            let (name, port) = text.split_once(':').unwrap_or((text, ""));
+            Ok((name.to_string(), Some(port_of(port)?)))
         }
     }
 }

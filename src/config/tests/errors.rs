@@ -652,3 +652,18 @@ fn an_unknown_stop_scope_names_the_choices() {
         d.message
     );
 }
+
+#[test]
+fn a_broken_bracketed_address_or_two_ports_are_named() {
+    for (written, says) in [
+        ("address = \"[::1\"", "needs its ]"),
+        ("address = \"[::1]x\"", "after ]"),
+        ("address = \"[::1]:port\"", "is not a port"),
+        ("address = \"[]:22\"", "nothing between [ and ]"),
+        ("address = \"[::1]:2201\"\nport = 2202", "keep one"),
+    ] {
+        let text = format!("[hosts.n1]\n{written}\n");
+        let d = only_error(&[("hosts.toml", &text), ("jobs/web.toml", "")]);
+        assert!(d.message.contains(says), "{written}: {}", d.message);
+    }
+}

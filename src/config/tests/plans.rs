@@ -385,3 +385,27 @@ fn a_file_in_the_wrong_place() {
         "not a config file: expected hosts.toml, jobs/NAME.toml or jobs/fixups/NAME.toml",
     );
 }
+
+#[test]
+fn ipv6_and_port_carrying_addresses_are_read_as_ssh_reads_them() {
+    let cases = [
+        ("\"[::1]:22026\"", "::1", Some(22026)),
+        ("\"[::1]\"", "::1", None),
+        ("\"::1\"", "::1", None),
+        ("\"fe80::1%eth0\"", "fe80::1%eth0", None),
+        ("\"n1.internal:2222\"", "n1.internal", Some(2222)),
+        ("\"10.0.0.5\"", "10.0.0.5", None),
+    ];
+    for (written, address, port) in cases {
+        let text = format!("[hosts.n1]\naddress = {written}\n");
+        let plan = plan(&[("hosts.toml", &text)]);
+        let n1 = ssh(&plan, "n1");
+        assert_eq!((n1.address.as_str(), n1.port), (address, port), "{written}");
+    }
+    // The same port twice is fine; two ports are not.
+    let plan = plan(&[(
+        "hosts.toml",
+        "[hosts.n1]\naddress = \"[::1]:22\"\nport = 22\n",
+    )]);
+    assert_eq!(ssh(&plan, "n1").port, Some(22));
+}
