@@ -14,7 +14,7 @@ use super::super::TransportError;
 use super::SshHostPool;
 use super::auth::authenticate;
 use super::resolve::Target;
-use super::verify::{LostReason, SessionError, Verifier, known_keys, preferred_key_algorithms};
+use super::verify::{LostReason, SessionError, Verifier, known_keys_in, preferred_key_algorithms};
 use crate::config::SshHost;
 
 /// russh's ciphers with AES-GCM first: with AES instructions it moves bulk
@@ -179,8 +179,10 @@ async fn dial_now(
 }
 
 async fn client_config(target: &Target, spec: &SshHost) -> client::Config {
-    let (host, port, file) = (target.host.clone(), target.port, spec.known_hosts.clone());
-    let known = tokio::task::spawn_blocking(move || known_keys(&host, port, &file))
+    let mut files = vec![spec.known_hosts.clone()];
+    files.extend(target.global_known_hosts.iter().cloned());
+    let (host, port) = (target.host.clone(), target.port);
+    let known = tokio::task::spawn_blocking(move || known_keys_in(&host, port, &files))
         .await
         .unwrap_or_default();
     client::Config {

@@ -41,6 +41,9 @@ pub struct Target {
     pub user: String,
     /// Key files to try after the agent, in order.
     pub identities: Vec<Identity>,
+    /// The known_hosts files read after the host's own, never written: as
+    /// ssh_config's GlobalKnownHostsFile says, else OpenSSH's default.
+    pub global_known_hosts: Vec<PathBuf>,
 }
 
 /// A private key file to offer.
@@ -74,7 +77,12 @@ pub struct SshConfigView {
     pub identity_files: Vec<PathBuf>,
     pub proxy_jump: Option<String>,
     pub proxy_command: Option<String>,
+    /// GlobalKnownHostsFile; `None` when nothing said.
+    pub global_known_hosts: Option<Vec<PathBuf>>,
 }
+
+/// OpenSSH's GlobalKnownHostsFile when ssh_config names none.
+const GLOBAL_KNOWN_HOSTS: [&str; 2] = ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"];
 
 /// Resolves `spec` through the user's ssh_config. `has_jump` says hosts.toml
 /// names a jump host, which overrides any ProxyJump.
@@ -168,11 +176,15 @@ fn merge(
             files
         }
     };
+    let global_known_hosts = view
+        .global_known_hosts
+        .unwrap_or_else(|| GLOBAL_KNOWN_HOSTS.iter().map(PathBuf::from).collect());
     Ok(Target {
         host: view.hostname.unwrap_or_else(|| spec.address.clone()),
         port: spec.port.or(view.port).unwrap_or(22),
         user,
         identities,
+        global_known_hosts,
     })
 }
 
@@ -222,6 +234,11 @@ pub fn parse_ssh_dash_g(text: &str, home: Option<&Path>) -> SshConfigView {
             "proxycommand" if !value.eq_ignore_ascii_case("none") => {
                 view.proxy_command = Some(value.to_string());
             }
+            "globalknownhostsfile" => {
+                let files = value.split_whitespace();
+                view.global_known_hosts =
+                    Some(files.map(|file| expand_tilde(file, home)).collect());
+            }
             _ => {}
         }
     }
@@ -263,6 +280,16 @@ fn ssh2_config_view(address: &str, home: Option<&Path>) -> Option<SshConfigView>
             .get("proxycommand")
             .map(|words| words.join(" "))
             .filter(|command| !command.eq_ignore_ascii_case("none")),
+        global_known_hosts: params
+            .unsupported_fields
+            .get("globalknownhostsfile")
+            .or_else(|| params.ignored_fields.get("globalknownhostsfile"))
+            .map(|files| {
+                files
+                    .iter()
+                    .map(|file| expand_tilde(file, Some(home)))
+                    .collect()
+            }),
     })
 }
 
@@ -410,6 +437,31 @@ mod tests {
         assert_eq!(view.proxy_command, None);
         let old = ssh2_config_view("old", Some(home.path())).expect("parsed");
         assert_eq!(old.proxy_command.as_deref(), Some("nc %h %p"));
+    }
+
+    #[test]
+    fn the_global_known_hosts_files_come_from_ssh_config_or_openssh_defaults() {
+        let home = Path::new("/home/u");
+        let view = parse_ssh_dash_g("globalknownhostsfile /etc/a ~/b\n", Some(home));
+        assert_eq!(
+            view.global_known_hosts,
+            Some(vec![PathBuf::from("/etc/a"), PathBuf::from("/home/u/b")])
+        );
+        let mut spec = spec("n1");
+        spec.user = Some("u".into());
+        let target = merge(&spec, false, view, Some(home)).expect("merges");
+        assert_eq!(
+            target.global_known_hosts,
+            [PathBuf::from("/etc/a"), PathBuf::from("/home/u/b")]
+        );
+        let plain = merge(&spec, false, SshConfigView::default(), Some(home)).expect("merges");
+        assert_eq!(
+            plain.global_known_hosts,
+            [
+                PathBuf::from("/etc/ssh/ssh_known_hosts"),
+                PathBuf::from("/etc/ssh/ssh_known_hosts2")
+            ]
+        );
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct Verifier {
     host: String,
     port: u16,
     known_hosts: PathBuf,
+    /// Read after `known_hosts`, never written.
+    global_known_hosts: Vec<PathBuf>,
     check: HostKeyCheck,
     /// The jump host's name, to say where `ssh-keyscan` must run.
     via: Option<String>,
@@ -53,6 +55,7 @@ impl Verifier {
             host: target.host.clone(),
             port: target.port,
             known_hosts,
+            global_known_hosts: target.global_known_hosts.clone(),
             check,
             via,
             lost,
@@ -83,9 +86,10 @@ impl client::Handler for Verifier {
             self.via.clone(),
             key.clone(),
         );
+        let also = self.global_known_hosts.clone();
         // known_hosts is a file: read it off the runtime's threads.
         let verdict = tokio::task::spawn_blocking(move || {
-            check_host_key(&host, port, &key, &file, check, via.as_deref())
+            check_host_key_in(&host, port, &key, &file, &also, check, via.as_deref())
         })
         .await
         .map_err(|error| SessionError::HostKey(format!("host key check failed: {error}")))?;
@@ -114,8 +118,9 @@ impl client::Handler for Verifier {
     }
 }
 
-/// Checks `key` against `file` for `host:port`, learning it under
+/// Checks `key` against `file` alone for `host:port`, learning it under
 /// accept-new. `Err` holds the message for the user.
+#[cfg(test)]
 pub fn check_host_key(
     host: &str,
     port: u16,
@@ -124,15 +129,55 @@ pub fn check_host_key(
     check: HostKeyCheck,
     via: Option<&str>,
 ) -> Result<(), String> {
+    check_host_key_in(host, port, key, file, &[], check, via)
+}
+
+/// [`check_host_key`] with the known_hosts files read after `file` (the
+/// global ones, `/etc/ssh/ssh_known_hosts`, as ssh_config names them): a
+/// revocation in any of them wins, then a line that knows the key, then a
+/// changed key. Only `file` is ever written.
+pub fn check_host_key_in(
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+    file: &Path,
+    also: &[PathBuf],
+    check: HostKeyCheck,
+    via: Option<&str>,
+) -> Result<(), String> {
     let name = known_hosts_name(host, port);
-    let shown_file = display_path(file);
     let offered = describe_key(key);
-    let text = match std::fs::read_to_string(file) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(error) => return Err(format!("cannot read known_hosts {shown_file}: {error}")),
-    };
-    match known_hosts::verdict(&text, &name, key) {
+    let mut found = (Verdict::Unknown, file);
+    for path in std::iter::once(file).chain(also.iter().map(PathBuf::as_path)) {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) if path != file => {
+                // As ssh: a global file that cannot be read is passed over.
+                let _ = error;
+                continue;
+            }
+            Err(error) => {
+                return Err(format!(
+                    "cannot read known_hosts {}: {error}",
+                    display_path(path)
+                ));
+            }
+        };
+        let verdict = known_hosts::verdict(&text, &name, key);
+        let rank = |verdict: &Verdict| match verdict {
+            Verdict::Revoked { .. } => 3,
+            Verdict::Known => 2,
+            Verdict::Changed { .. } => 1,
+            Verdict::Unknown => 0,
+        };
+        if rank(&verdict) > rank(&found.0) {
+            found = (verdict, path);
+        }
+    }
+    let (verdict, where_found) = found;
+    let shown_file = display_path(where_found);
+    match verdict {
         Verdict::Known => Ok(()),
         // Under every check, accept-new too: ssh never accepts it either.
         Verdict::Revoked { line } => Err(format!(
@@ -203,9 +248,17 @@ pub fn preferred_key_algorithms(known: &[PublicKey]) -> Vec<Algorithm> {
 /// Keys known_hosts holds for `host:port`; none when it cannot be read (the
 /// check during the handshake reports that).
 pub fn known_keys(host: &str, port: u16, file: &Path) -> Vec<PublicKey> {
-    std::fs::read_to_string(file)
-        .map(|text| known_hosts::keys_for(&text, &known_hosts_name(host, port)))
-        .unwrap_or_default()
+    known_keys_in(host, port, &[file.to_path_buf()])
+}
+
+/// [`known_keys`] over several files.
+pub fn known_keys_in(host: &str, port: u16, files: &[PathBuf]) -> Vec<PublicKey> {
+    let name = known_hosts_name(host, port);
+    files
+        .iter()
+        .filter_map(|file| std::fs::read_to_string(file).ok())
+        .flat_map(|text| known_hosts::keys_for(&text, &name))
+        .collect()
 }
 
 fn same_family(a: &Algorithm, b: &Algorithm) -> bool {
@@ -332,6 +385,31 @@ mod tests {
         }
         assert_eq!(std::fs::read_to_string(known.path()).expect("read"), text);
         assert!(known_keys("127.0.0.1", 2201, known.path()).is_empty());
+    }
+
+    #[test]
+    fn the_global_files_are_read_after_the_users_and_never_written() {
+        let dir = tempfile::tempdir().expect("dir");
+        let user = dir.path().join("known_hosts");
+        let global = dir.path().join("ssh_known_hosts");
+        std::fs::write(&global, format!("n1 ssh-ed25519 {KEY_A}\n")).expect("write");
+        let also = [global.clone(), dir.path().join("missing")];
+        let check = |key_text: &str, check| {
+            check_host_key_in("n1", 22, &key(key_text), &user, &also, check, None)
+        };
+        check(KEY_A, HostKeyCheck::Strict).expect("known from the global file");
+        let changed = check(KEY_B, HostKeyCheck::AcceptNew).expect_err("changed");
+        assert!(changed.contains("ssh_known_hosts line 1"), "{changed}");
+        assert!(!user.exists(), "nothing learned over a changed key");
+        // A revocation in the global file wins over the user's own line.
+        std::fs::write(&user, format!("n1 ssh-ed25519 {KEY_A}\n")).expect("write");
+        std::fs::write(&global, format!("@revoked * ssh-ed25519 {KEY_A}\n")).expect("write");
+        let revoked = check(KEY_A, HostKeyCheck::Strict).expect_err("revoked");
+        assert!(revoked.contains("REVOKED"), "{revoked}");
+        assert_eq!(
+            std::fs::read_to_string(&global).expect("read"),
+            format!("@revoked * ssh-ed25519 {KEY_A}\n")
+        );
     }
 
     #[test]
