@@ -323,3 +323,9 @@ fn children_that_escape_the_group_are_stopped_with_their_job_but_a_group_scope_k
         "the group-scoped job's daemon stays: {daemon:?}"
     );
 }
+
+#[test]
+#[ignore = "needs the container fleet (scripts/fleet up)"]
+fn a_stdout_nobody_reads_freezes_neither_the_connections_nor_sigterm() {
+    common::stdout_nobody_reads(&Fixture::fleet(), "n1");
+}

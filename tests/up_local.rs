@@ -264,73 +264,9 @@ fn a_backoff_is_announced_once_however_often_stats_are_polled() {
     );
 }
 
-/// Bytes in the files under `dir`, recursively.
-fn bytes_under(dir: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|entry| match entry.metadata() {
-            Ok(meta) if meta.is_dir() => bytes_under(&entry.path()),
-            Ok(meta) => meta.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
 #[test]
 fn a_stdout_nobody_reads_freezes_neither_the_control_socket_nor_sigterm() {
-    use std::os::unix::fs::OpenOptionsExt;
-    let fixture = Fixture::new();
-    fixture.write(
-        "jobs/app.toml",
-        "[jobs.flood]\nhost = \"local\"\nsteps = [\"yes 'a line of output that fills the pipe'\"]\n\
-         stop = { timeout = \"1s\" }\n",
-    );
-    let fifo = fixture.path().join("out.fifo");
-    let path = std::ffi::CString::new(fifo.display().to_string()).expect("path");
-    // SAFETY: mkfifo(3) with a valid C string.
-    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
-    // A reader that never reads: its end stays open, so the pipe fills.
-    let _reader = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(&fifo)
-        .expect("reader");
-    let writer = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&fifo)
-        .expect("writer");
-    let zap = Running::start_with_stdout(&fixture, &["up", "--headless"], Some(writer));
-    // Far more output than the pipe and zap's queue for stdout hold.
-    let logs = fixture.path().join(".zap/logs");
-    let deadline = std::time::Instant::now() + SECONDS_30;
-    while bytes_under(&logs) < 16 * 1024 * 1024 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the job's output stopped reaching the disk at {} bytes:\n{}",
-            bytes_under(&logs),
-            zap.output()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    for _ in 0..5 {
-        let asked = std::time::Instant::now();
-        let status = run(fixture.zap(&["status", "--json"]));
-        let took = asked.elapsed();
-        assert_eq!(status.code, 0, "{}", status.stderr);
-        assert!(status.stdout.contains("\"running\""), "{}", status.stdout);
-        assert!(took < Duration::from_secs(1), "zap status took {took:?}");
-    }
-    let signalled = std::time::Instant::now();
-    zap.signal(libc::SIGTERM);
-    let (code, output) = zap.wait(Duration::from_secs(6));
-    assert_eq!(code, 0, "{output}");
-    assert!(
-        signalled.elapsed() < Duration::from_secs(6),
-        "stop.timeout is 1s"
-    );
+    common::stdout_nobody_reads(&Fixture::new(), "local");
 }
 
 #[test]

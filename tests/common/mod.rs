@@ -330,3 +330,77 @@ pub fn docker(args: &[&str]) {
         .expect("docker");
     assert!(status.success(), "docker {args:?}");
 }
+
+/// Bytes in the files under `dir`, recursively.
+pub fn bytes_under(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => bytes_under(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// `zap up --headless` of a flooding job on `host` whose stdout is a fifo
+/// nobody reads: the job's output still reaches the disk, `zap status`
+/// answers within a second, and SIGTERM stops zap within stop.timeout (1 s)
+/// and 5 s.
+pub fn stdout_nobody_reads(fixture: &Fixture, host: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::time::Duration;
+    fixture.write(
+        "jobs/app.toml",
+        &format!(
+            "[jobs.flood]\nhost = \"{host}\"\nsteps = [\"yes 'a line of output that fills the pipe'\"]\n\
+             stop = {{ timeout = \"1s\" }}\n"
+        ),
+    );
+    let fifo = fixture.path().join("out.fifo");
+    let path = std::ffi::CString::new(fifo.display().to_string()).expect("path");
+    // SAFETY: mkfifo(3) with a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    // A reader that never reads: its end stays open, so the pipe fills.
+    let _reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .expect("reader");
+    let writer = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo)
+        .expect("writer");
+    let zap = Running::start_with_stdout(fixture, &["up", "--headless"], Some(writer));
+    // Far more output than the pipe and zap's queue for stdout hold.
+    let logs = fixture.path().join(".zap/logs");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while bytes_under(&logs) < 16 * 1024 * 1024 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job's output stopped reaching the disk at {} bytes:\n{}",
+            bytes_under(&logs),
+            zap.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for _ in 0..5 {
+        let asked = std::time::Instant::now();
+        let status = run(fixture.zap(&["status", "--json"]));
+        let took = asked.elapsed();
+        assert_eq!(status.code, 0, "{}", status.stderr);
+        assert!(status.stdout.contains("\"running\""), "{}", status.stdout);
+        assert!(took < Duration::from_secs(1), "zap status took {took:?}");
+    }
+    let signalled = std::time::Instant::now();
+    zap.signal(libc::SIGTERM);
+    let (code, output) = zap.wait(Duration::from_secs(6));
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(6),
+        "stop.timeout is 1s"
+    );
+}

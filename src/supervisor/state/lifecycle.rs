@@ -224,13 +224,18 @@ impl State {
                 _ => None,
             })
             .unwrap_or(ExitInfo::Code(0));
+        // As for a shell whose output closed: an exit-code fixup may apply.
+        let then = instance
+            .matcher
+            .exit(&exit)
+            .map(|remedy| fixup_decision(instance, remedy, now));
         // The run ended with its last step, not when zap stopped waiting.
         let ended = instance.steps.iter().filter_map(|step| step.ended).max();
         let outcome = instance.close_run(ended.unwrap_or(now), exit);
         if let (Some(pid), Some(pgid)) = (instance.pid, instance.pgid) {
             out.change(position, What::ShellGone { pid, pgid });
         }
-        self.after_run(position, outcome, None, now, out);
+        self.after_run(position, outcome, then, now, out);
     }
 
     pub(super) fn wake(&mut self, position: usize, why: Wake, now: Instant, out: &mut Applied<'_>) {
