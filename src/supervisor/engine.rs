@@ -433,6 +433,16 @@ impl Engine<'_> {
     ) {
         tell_cleared(observer, results);
         let (held, clear) = self.pending.cleared(host, results);
+        // Only starts still wanted: a stop or a shutdown meanwhile moved
+        // the instance on, and a shell started now would run unowned.
+        let held: Vec<(InstanceId, u64)> = held
+            .into_iter()
+            .filter(|(id, generation)| {
+                state.instance(id).is_some_and(|instance| {
+                    instance.generation == *generation && *instance.phase() == Phase::Starting
+                })
+            })
+            .collect();
         if clear {
             let starts = held
                 .into_iter()

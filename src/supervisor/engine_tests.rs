@@ -60,6 +60,8 @@ struct ScriptedHost {
     refusals: Mutex<Vec<TransportError>>,
     /// Short commands that fail (the host does not answer) before one runs.
     failing_captures: Mutex<u32>,
+    /// How long each short command takes.
+    capture_takes: Mutex<Duration>,
     /// The output of each running shell by process group, and how it ends.
     running: Mutex<HashMap<u32, (mpsc::Sender<Chunk>, Then)>>,
 }
@@ -166,11 +168,11 @@ impl Link for ScriptedHost {
                 seconds: 10,
             })));
         }
-        Box::pin(std::future::ready(Ok((
-            ExitInfo::Code(0),
-            b"killed\n".to_vec(),
-            Vec::new(),
-        ))))
+        let takes = *self.capture_takes.lock().expect("takes");
+        Box::pin(async move {
+            tokio::time::sleep(takes).await;
+            Ok((ExitInfo::Code(0), b"killed\n".to_vec(), Vec::new()))
+        })
     }
 
     fn ensure_connected(&self) -> BoxFuture<'_, Result<(), TransportError>> {
@@ -539,4 +541,53 @@ async fn a_host_down_at_start_keeps_its_jobs_waiting_until_its_leftovers_are_sto
             if why.starts_with("cannot stop what an earlier zap left on n1 yet"))
     });
     assert!(waiting, "{phases:#?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_stopped_while_its_hosts_leftovers_are_cleared_never_starts() {
+    let plan = plan(
+        "[jobs.a]\nhost = \"n1\"\nsteps = [\"x\"]\n[jobs.b]\nhost = \"n1\"\nsteps = [\"x\"]\n",
+    );
+    let host = ScriptedHost::new(&[Play::Runs {
+        pgid: 7,
+        then: Then::UntilSignalled,
+    }]);
+    // The clean-up takes half a minute; `zap stop web.a` comes meanwhile.
+    *host.capture_takes.lock().expect("takes") = Duration::from_secs(30);
+    let (mut watcher, mut requests) = watcher(&host);
+    watcher.shut_down_after = 1;
+    let a = ids(&plan)[0].clone();
+    let stop = Event::Stop {
+        reason: "zap stop".into(),
+        counts_as_failure: false,
+    };
+    watcher
+        .requests
+        .try_send(Request::Apply {
+            targets: vec![a.clone()],
+            event: stop,
+        })
+        .expect("queued");
+    let mut options = options(None);
+    options.leftovers = vec![leftover_on_n1()];
+    let state = State::new(&plan, &ids(&plan), Mode::Up);
+    let state = supervise(
+        &plan,
+        state,
+        &on(&host),
+        &mut watcher,
+        &mut requests,
+        options,
+    )
+    .await;
+    let launches = host
+        .calls()
+        .iter()
+        .filter(|call| **call == Call::Launch)
+        .count();
+    assert_eq!(launches, 1, "only b starts: {:#?}", host.calls());
+    assert_eq!(
+        state.instance(&a).map(|instance| instance.phase().clone()),
+        Some(Phase::Done(Outcome::Stopped("zap stop".into())))
+    );
 }
