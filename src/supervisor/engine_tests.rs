@@ -486,88 +486,35 @@ fn stops_leftover(call: &Call) -> bool {
     matches!(call, Call::Capture(command) if command.starts_with("p=77;") && command.contains("ZAP_INSTANCE=old-1-1"))
 }
 
-/// `zap up` of one job on n1, which a killed zap left `leftover_on_n1` on,
-/// whose first `failing_captures` short commands meet no answer; until the
-/// job ran once. Returns where the leftover was stopped and where shells
-/// were launched in the host's calls, and the phases the job went through.
+/// What `zap up` after a killed zap did.
+struct AfterKilledZap {
+    state: State,
+    /// Where the leftover was stopped, and where shells were launched, in
+    /// the host's calls.
+    stopped: Vec<usize>,
+    launched: Vec<usize>,
+    phases: Vec<Phase>,
+}
+
+/// `zap up` of `jobs` on n1, where a killed zap left `leftover_on_n1`;
+/// `prepare` sets the host up, `asked` is requested at once; until a shell
+/// ran once.
 async fn up_after_a_killed_zap(
     jobs: &str,
-    failing_captures: u32,
-) -> (Vec<usize>, Vec<usize>, Vec<Phase>) {
+    prepare: impl FnOnce(&ScriptedHost),
+    asked: Vec<Request>,
+) -> AfterKilledZap {
     let plan = plan(jobs);
     let host = ScriptedHost::new(&[Play::Runs {
         pgid: 7,
         then: Then::UntilSignalled,
     }]);
-    *host.failing_captures.lock().expect("failing") = failing_captures;
+    prepare(&host);
     let (mut watcher, mut requests) = watcher(&host);
     watcher.shut_down_after = 1;
-    let mut options = options(None);
-    options.leftovers = vec![leftover_on_n1()];
-    let state = State::new(&plan, &ids(&plan), Mode::Up);
-    supervise(
-        &plan,
-        state,
-        &on(&host),
-        &mut watcher,
-        &mut requests,
-        options,
-    )
-    .await;
-    let calls = host.calls();
-    let stopped = position_of(&calls, stops_leftover);
-    let launched = position_of(&calls, |call| *call == Call::Launch);
-    (stopped, launched, watcher.phases)
-}
-
-#[tokio::test(start_paused = true)]
-async fn an_earlier_zaps_leftovers_are_stopped_before_their_hosts_jobs_start() {
-    let jobs = "[jobs.a]\nhost = \"n1\"\nsteps = [\"x\"]\n";
-    let (stopped, launched, _) = up_after_a_killed_zap(jobs, 0).await;
-    assert_eq!(stopped.len(), 1, "{stopped:?}");
-    assert!(stopped[0] < launched[0], "{stopped:?} {launched:?}");
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_host_down_at_start_keeps_its_jobs_waiting_until_its_leftovers_are_stopped() {
-    // The clean-up meets a host that does not answer; later it does.
-    let jobs = "[jobs.a]\nhost = \"n1\"\nsteps = [\"x\"]\nrestart = \"always\"\n";
-    let (stopped, launched, phases) = up_after_a_killed_zap(jobs, 1).await;
-    assert_eq!(stopped.len(), 2, "tried at start, then when it answered");
-    assert_eq!(launched.len(), 1, "{launched:?}");
-    assert!(stopped[1] < launched[0], "{stopped:?} {launched:?}");
-    let waiting = phases.iter().any(|phase| {
-        matches!(phase, Phase::Done(Outcome::Unreachable(why))
-            if why.starts_with("cannot stop what an earlier zap left on n1 yet"))
-    });
-    assert!(waiting, "{phases:#?}");
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_job_stopped_while_its_hosts_leftovers_are_cleared_never_starts() {
-    let plan = plan(
-        "[jobs.a]\nhost = \"n1\"\nsteps = [\"x\"]\n[jobs.b]\nhost = \"n1\"\nsteps = [\"x\"]\n",
-    );
-    let host = ScriptedHost::new(&[Play::Runs {
-        pgid: 7,
-        then: Then::UntilSignalled,
-    }]);
-    // The clean-up takes half a minute; `zap stop web.a` comes meanwhile.
-    *host.capture_takes.lock().expect("takes") = Duration::from_secs(30);
-    let (mut watcher, mut requests) = watcher(&host);
-    watcher.shut_down_after = 1;
-    let a = ids(&plan)[0].clone();
-    let stop = Event::Stop {
-        reason: "zap stop".into(),
-        counts_as_failure: false,
-    };
-    watcher
-        .requests
-        .try_send(Request::Apply {
-            targets: vec![a.clone()],
-            event: stop,
-        })
-        .expect("queued");
+    for request in asked {
+        watcher.requests.try_send(request).expect("queued");
+    }
     let mut options = options(None);
     options.leftovers = vec![leftover_on_n1()];
     let state = State::new(&plan, &ids(&plan), Mode::Up);
@@ -580,14 +527,68 @@ async fn a_job_stopped_while_its_hosts_leftovers_are_cleared_never_starts() {
         options,
     )
     .await;
-    let launches = host
-        .calls()
-        .iter()
-        .filter(|call| **call == Call::Launch)
-        .count();
-    assert_eq!(launches, 1, "only b starts: {:#?}", host.calls());
+    let calls = host.calls();
+    AfterKilledZap {
+        state,
+        stopped: position_of(&calls, stops_leftover),
+        launched: position_of(&calls, |call| *call == Call::Launch),
+        phases: watcher.phases,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_earlier_zaps_leftovers_are_stopped_before_their_hosts_jobs_start() {
+    let jobs = "[jobs.a]\nhost = \"n1\"\nsteps = [\"x\"]\n";
+    let AfterKilledZap {
+        stopped, launched, ..
+    } = up_after_a_killed_zap(jobs, |_| {}, Vec::new()).await;
+    assert_eq!(stopped.len(), 1, "{stopped:?}");
+    assert!(stopped[0] < launched[0], "{stopped:?} {launched:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_host_down_at_start_keeps_its_jobs_waiting_until_its_leftovers_are_stopped() {
+    // The clean-up meets a host that does not answer; later it does.
+    let jobs = "[jobs.a]\nhost = \"n1\"\nsteps = [\"x\"]\nrestart = \"always\"\n";
+    let fail_once = |host: &ScriptedHost| *host.failing_captures.lock().expect("failing") = 1;
+    let AfterKilledZap {
+        stopped,
+        launched,
+        phases,
+        ..
+    } = up_after_a_killed_zap(jobs, fail_once, Vec::new()).await;
+    assert_eq!(stopped.len(), 2, "tried at start, then when it answered");
+    assert_eq!(launched.len(), 1, "{launched:?}");
+    assert!(stopped[1] < launched[0], "{stopped:?} {launched:?}");
+    let waiting = phases.iter().any(|phase| {
+        matches!(phase, Phase::Done(Outcome::Unreachable(why))
+            if why.starts_with("cannot stop what an earlier zap left on n1 yet"))
+    });
+    assert!(waiting, "{phases:#?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_stopped_while_its_hosts_leftovers_are_cleared_never_starts() {
+    let jobs =
+        "[jobs.a]\nhost = \"n1\"\nsteps = [\"x\"]\n[jobs.b]\nhost = \"n1\"\nsteps = [\"x\"]\n";
+    // The clean-up takes half a minute; `zap stop web.a` comes meanwhile.
+    let slow = |host: &ScriptedHost| {
+        *host.capture_takes.lock().expect("takes") = Duration::from_secs(30);
+    };
+    let a = ids(&plan(jobs))[0].clone();
+    let stop = Request::Apply {
+        targets: vec![a.clone()],
+        event: Event::Stop {
+            reason: "zap stop".into(),
+            counts_as_failure: false,
+        },
+    };
+    let run = up_after_a_killed_zap(jobs, slow, vec![stop]).await;
+    assert_eq!(run.launched.len(), 1, "only b starts");
     assert_eq!(
-        state.instance(&a).map(|instance| instance.phase().clone()),
+        run.state
+            .instance(&a)
+            .map(|instance| instance.phase().clone()),
         Some(Phase::Done(Outcome::Stopped("zap stop".into())))
     );
 }
