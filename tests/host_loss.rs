@@ -140,7 +140,7 @@ fn until_none(marks: &[String]) -> Vec<usize> {
 }
 
 /// Makes n4 whole again whatever a failed test left it as.
-struct Mended(Fault, String);
+struct Mended(String);
 
 impl Drop for Mended {
     fn drop(&mut self) {
@@ -154,16 +154,15 @@ impl Drop for Mended {
             let _ = std::process::Command::new("docker").args(&args).output();
         }
         let _ = std::process::Command::new("docker")
-            .args(["network", "connect", &self.1, "zaptest-n4"])
+            .args(["network", "connect", &self.0, "zaptest-n4"])
             .output();
-        let _ = self.0;
     }
 }
 
 fn one_copy_per_job_after(fault: Fault) {
     let _turn = N4.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let network = fleet_network();
-    let _mended = Mended(fault, network.clone());
+    let _mended = Mended(network.clone());
     let fixture = quick_fleet();
     let marks = three_jobs_on_n4(&fixture);
     let zap = Running::start(&fixture, &["up", "--headless"]);
@@ -232,7 +231,7 @@ fn a_restarted_host_runs_each_job_once() {
 #[ignore = "needs the container fleet (scripts/fleet up)"]
 fn a_zap_killed_while_a_host_was_down_leaves_one_copy_when_it_is_back() {
     let _turn = N4.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let _mended = Mended(Fault::Pause, fleet_network());
+    let _mended = Mended(fleet_network());
     let fixture = quick_fleet();
     let marks = three_jobs_on_n4(&fixture);
     let first = Running::start(&fixture, &["up", "--headless"]);

@@ -147,6 +147,7 @@ impl LogWriter {
             on_health: Box::new(on_health),
             broken: 0,
             told_failing: false,
+            revived_at: Instant::now(),
             index: HashMap::new(),
             sinks: Vec::new(),
             dirty: Vec::new(),
@@ -281,6 +282,8 @@ struct Worker {
     broken: usize,
     /// `on_health` was told of a failure, and not yet that all is well.
     told_failing: bool,
+    /// When broken files were last looked over for a retry.
+    revived_at: Instant,
     /// Where each instance's file is in `sinks`.
     index: HashMap<InstanceId, usize>,
     sinks: Vec<Sink>,
@@ -342,7 +345,8 @@ impl Worker {
             if !self.dirty.is_empty() && self.dirty_since.elapsed() >= FLUSH_EVERY {
                 self.flush_all();
             }
-            if self.broken > 0 {
+            // Not after every batch: only once a retry can be due.
+            if self.broken > 0 && self.revived_at.elapsed() >= RETRY_AFTER {
                 self.revive_broken();
             }
         }
@@ -374,6 +378,7 @@ impl Worker {
 
     /// Tries again every broken file whose time has come.
     fn revive_broken(&mut self) {
+        self.revived_at = Instant::now();
         for at in 0..self.sinks.len() {
             let sink = &mut self.sinks[at];
             let due = matches!(&sink.state, State::Broken { since, .. } if since.elapsed() >= RETRY_AFTER);

@@ -243,9 +243,9 @@ fn every_awk_reads_the_same_snapshot() {
 }
 
 #[test]
-fn later_polls_skip_kernel_threads_and_reuse_memory_figures_alike() {
-    // Kernel threads are not read again for 5 polls, idle processes' statm
-    // neither: every snapshot still says the same.
+fn later_polls_that_name_unchanged_processes_by_pid_say_the_same() {
+    // Unchanged processes come as "= PID" (their statm not read again) for
+    // 5 polls: every snapshot still says the same.
     for awk in AWKS {
         let taken = poll_fixture_proc_times(awk, 7);
         for snapshot in &taken[1..] {

@@ -397,7 +397,7 @@ impl Engine<'_> {
             return;
         };
         let marker = super::leftovers::instance_marker(&self.context.run_id, id, generation);
-        let command = super::leftovers::signal_marked(signal, &marker, None, spare);
+        let command = super::leftovers::signal_marked(signal, &marker, spare);
         tokio::spawn(async move {
             // Nothing marked is left: nothing to report either.
             let _ = transport.run_capture(&command).await;

@@ -29,30 +29,32 @@ pub fn instance_marker(run_id: &str, id: &InstanceId, generation: u64) -> String
     format!("{run_id}-{:016x}-{generation}", hasher.finish())
 }
 
+/// Shell text that runs `body` with `$q` set to each process carrying
+/// `marker` in its environment (one `grep` over `/proc/*/environ`; none
+/// without `/proc`).
+fn each_marked(marker: &str, body: &str) -> String {
+    let wanted = quote(&format!("{INSTANCE_VARIABLE}={marker}"));
+    format!(
+        "for f in $(grep -lzxF -- {wanted} /proc/[0-9]*/environ 2>/dev/null); do \
+           q=${{f#/proc/}}; q=${{q%/environ}}; {body}; \
+         done; "
+    )
+}
+
 /// A shell command that sends `signal` to every process carrying `marker`
 /// in its environment but `spare` (the job's shell, when it is ending by
-/// itself), and to process group `group` when given (it catches a process
-/// that cleared its environment). Prints how many marked processes it
-/// signalled. Needs `/proc`; without it only the group is reached.
-pub fn signal_marked(
-    signal: Signal,
-    marker: &str,
-    group: Option<u32>,
-    spare: Option<u32>,
-) -> String {
-    let wanted = quote(&format!("{INSTANCE_VARIABLE}={marker}"));
+/// itself), and prints how many it signalled. The process group is
+/// signalled apart ([`Effect::Signal`](super::state::Effect)).
+pub fn signal_marked(signal: Signal, marker: &str, spare: Option<u32>) -> String {
     let name = signal.name();
-    let group = group.map_or(String::new(), |pgid| {
-        format!("kill -s {name} -- -{pgid} 2>/dev/null; ")
-    });
-    let spare = spare.map_or(0, |pid| pid);
-    format!(
-        "{group}n=0; \
-         for f in $(grep -lzxF -- {wanted} /proc/[0-9]*/environ 2>/dev/null); do \
-           p=${{f#/proc/}}; p=${{p%/environ}}; \
-           if [ \"$p\" != {spare} ] && kill -s {name} \"$p\" 2>/dev/null; then n=$((n+1)); fi; \
-         done; echo \"$n\""
-    )
+    let spare = spare.unwrap_or(0);
+    let each = each_marked(
+        marker,
+        &format!(
+            "if [ \"$q\" != {spare} ] && kill -s {name} \"$q\" 2>/dev/null; then n=$((n+1)); fi"
+        ),
+    );
+    format!("n=0; {each}echo \"$n\"")
 }
 
 /// A shell command that stops what a job left on its host: process group
@@ -63,12 +65,9 @@ pub fn signal_marked(
 pub fn stop_leftover_command(pgid: u32, run_id: &str, marker: Option<&str>) -> String {
     let wanted = quote(&format!("{RUN_ID_VARIABLE}={run_id}"));
     let marked = marker.map_or(String::new(), |marker| {
-        let marker = quote(&format!("{INSTANCE_VARIABLE}={marker}"));
-        format!(
-            "for f in $(grep -lzxF -- {marker} /proc/[0-9]*/environ 2>/dev/null); do \
-               q=${{f#/proc/}}; q=${{q%/environ}}; \
-               if kill -s TERM \"$q\" 2>/dev/null; then n=$((n+1)); pids=\"$pids $q\"; fi; \
-             done; "
+        each_marked(
+            marker,
+            "if kill -s TERM \"$q\" 2>/dev/null; then n=$((n+1)); pids=\"$pids $q\"; fi",
         )
     });
     format!(
@@ -171,15 +170,10 @@ mod tests {
         let _ = other.wait();
         // The live-stop form: the spared pid is not signalled.
         let mut spared = spawn(&marker);
-        let out = run(&signal_marked(
-            Signal::Term,
-            &marker,
-            None,
-            Some(spared.id()),
-        ));
+        let out = run(&signal_marked(Signal::Term, &marker, Some(spared.id())));
         assert_eq!(out, "0");
         assert_eq!(spared.try_wait().ok().flatten(), None);
-        assert_eq!(run(&signal_marked(Signal::Term, &marker, None, None)), "1");
+        assert_eq!(run(&signal_marked(Signal::Term, &marker, None)), "1");
         assert!(spared.wait().is_ok_and(|status| !status.success()));
     }
 }

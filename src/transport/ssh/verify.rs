@@ -10,7 +10,7 @@ use russh::keys::known_hosts::learn_known_hosts_path;
 use russh::keys::{self, Algorithm, HashAlg, PublicKey, PublicKeyOrCertificate};
 use thiserror::Error;
 
-use super::known_hosts::{self, Verdict};
+use super::known_hosts::{self, Verdict, same_family};
 use super::resolve::{Target, display_path};
 use crate::config::HostKeyCheck;
 
@@ -147,16 +147,19 @@ pub fn check_host_key_in(
 ) -> Result<(), String> {
     let name = known_hosts_name(host, port);
     let offered = describe_key(key);
+    let rank = |verdict: &Verdict| match verdict {
+        Verdict::Revoked { .. } => 3,
+        Verdict::Known => 2,
+        Verdict::Changed { .. } => 1,
+        Verdict::Unknown => 0,
+    };
     let mut found = (Verdict::Unknown, file);
     for path in std::iter::once(file).chain(also.iter().map(PathBuf::as_path)) {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(error) if path != file => {
-                // As ssh: a global file that cannot be read is passed over.
-                let _ = error;
-                continue;
-            }
+            // As ssh: a global file that cannot be read is passed over.
+            Err(_) if path != file => continue,
             Err(error) => {
                 return Err(format!(
                     "cannot read known_hosts {}: {error}",
@@ -165,12 +168,6 @@ pub fn check_host_key_in(
             }
         };
         let verdict = known_hosts::verdict(&text, &name, key);
-        let rank = |verdict: &Verdict| match verdict {
-            Verdict::Revoked { .. } => 3,
-            Verdict::Known => 2,
-            Verdict::Changed { .. } => 1,
-            Verdict::Unknown => 0,
-        };
         if rank(&verdict) > rank(&found.0) {
             found = (verdict, path);
         }
@@ -259,13 +256,6 @@ pub fn known_keys_in(host: &str, port: u16, files: &[PathBuf]) -> Vec<PublicKey>
         .filter_map(|file| std::fs::read_to_string(file).ok())
         .flat_map(|text| known_hosts::keys_for(&text, &name))
         .collect()
-}
-
-fn same_family(a: &Algorithm, b: &Algorithm) -> bool {
-    match (a, b) {
-        (Algorithm::Rsa { .. }, Algorithm::Rsa { .. }) => true,
-        _ => a == b,
-    }
 }
 
 pub fn known_hosts_name(host: &str, port: u16) -> String {
